@@ -1,0 +1,1 @@
+"""Shared event models of the public contract (../shared/CONTRACT.md)."""

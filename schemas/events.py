@@ -1,0 +1,182 @@
+"""The ``data`` of every event the system publishes (CONTRACT.md, "Outbound")."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import Channel, Money, Timestamp, Urgency
+
+
+class _Data(BaseModel):
+    # Fields may be added to the contract, never removed: consumers must tolerate extras.
+    model_config = ConfigDict(extra="allow")
+
+
+class Attachment(_Data):
+    filename: str | None
+    content_type: str
+    size: int
+
+
+class CaseOpened(_Data):
+    case_number: str
+    channel: Channel
+    customer_id: str | None
+    language: str
+    received_at: Timestamp
+    subject: str
+    text: str
+    source_ref: str
+    order_id: str | None = None
+    order_value: Money | None = None
+    category_hint: str | None = None
+    visibility: Literal["public", "private"] | None = None
+    followers: int | None = None
+    platform: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+
+
+class MessageAdded(_Data):
+    case_number: str
+    channel: Channel
+    source_ref: str
+    text: str
+    received_at: Timestamp
+    language: str | None = None
+
+
+class CaseTriaged(_Data):
+    case_number: str
+    category: str
+    urgency: Urgency
+    reasons: list[str]
+    first_response_due: Timestamp
+    resolution_due: Timestamp
+    escalated: bool
+    escalation_reasons: list[str]
+    policy_version: str
+    owner_role: str | None = None
+    progress_update_every_hours: int | None = None
+    channel: Channel | None = None
+    customer_id: str | None = None
+    customer_tier: str | None = None
+    language: str | None = None
+    order_value: Money | None = None
+    received_at: Timestamp | None = None
+
+
+class SlaWarning(_Data):
+    case_number: str
+    deadline: Literal["first_response", "resolution"]
+    due: Timestamp
+
+
+class OfferOption(_Data):
+    option_id: str
+    kind: Literal[
+        "refund", "replacement", "coupon", "shipping_refund", "tier_upgrade", "apology_only"
+    ]
+    value: Money | None
+    description: str
+
+
+class CompensationProposed(_Data):
+    case_number: str
+    offer_id: str
+    options: list[OfferOption] = Field(min_length=2, max_length=3)
+    expires_at: Timestamp
+    policy_version: str
+
+
+class ApprovalRequested(_Data):
+    case_number: str
+    offer_id: str
+    requested: Money
+    approver_role: str
+    reasons: list[str]
+    policy_version: str | None = None
+
+
+class CompensationAccepted(_Data):
+    case_number: str
+    offer_id: str
+    option_id: str
+
+
+class FollowupScheduled(_Data):
+    case_number: str
+    followup_id: str
+    due_at: Timestamp
+
+
+class FollowupSent(_Data):
+    case_number: str
+    followup_id: str
+
+
+class FollowupAnswered(_Data):
+    case_number: str
+    followup_id: str
+    score: int
+
+
+class CaseReopened(_Data):
+    case_number: str
+    reason: str
+
+
+class CaseResolved(_Data):
+    case_number: str
+    customer_id: str | None
+    channel: Channel | None
+    category: str | None
+    urgency: Urgency | None
+    opened_at: Timestamp | None
+    resolved_at: Timestamp
+    first_response_due: Timestamp | None
+    resolution_due: Timestamp | None
+    sla_met: bool
+    compensation: dict[str, Any] | None
+    resolution: dict[str, Any]
+    followup_due_at: Timestamp
+
+
+class NotificationRequested(_Data):
+    case_number: str
+    channel: Channel
+    recipient: str | None
+    template: str
+    language: str
+    body: str
+
+
+class InputRejected(_Data):
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    original: str  # base64 of the exact record value
+    key: str | None = None  # base64 of the record key, when there was one
+    service: str | None = None
+
+
+# Event type names, with the data model each one carries, for the exports.
+EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
+    "complaint.case.opened": ("cases.opened", CaseOpened),
+    "complaint.case.message_added": ("cases.opened", MessageAdded),
+    "complaint.case.triaged": ("cases.triaged", CaseTriaged),
+    "complaint.case.sla_at_risk": ("cases.triaged", SlaWarning),
+    "complaint.case.sla_breached": ("cases.triaged", SlaWarning),
+    "complaint.compensation.proposed": ("cases.compensation", CompensationProposed),
+    "complaint.compensation.approval_requested": ("cases.compensation", ApprovalRequested),
+    "complaint.compensation.accepted": ("cases.compensation", CompensationAccepted),
+    "complaint.followup.scheduled": ("cases.followups", FollowupScheduled),
+    "complaint.followup.sent": ("cases.followups", FollowupSent),
+    "complaint.followup.answered": ("cases.followups", FollowupAnswered),
+    "complaint.case.reopened": ("cases.followups", CaseReopened),
+    "complaint.case.resolved": ("cases.resolved", CaseResolved),
+    "complaint.notification.requested": ("notifications.outbound", NotificationRequested),
+    "complaint.input.rejected": ("complaints.dlq", InputRejected),
+}

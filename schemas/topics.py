@@ -1,0 +1,42 @@
+"""Kafka topic names. Public ones are fixed by the contract; the partition counts are ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INBOUND_EMAIL = "complaints.inbound.email"
+INBOUND_SOCIAL = "complaints.inbound.social"
+INBOUND_APP = "complaints.inbound.app"
+CUSTOMER_PROFILES = "customers.profiles"
+CASE_ACTIONS = "cases.actions"
+
+CASES_OPENED = "cases.opened"
+CASES_TRIAGED = "cases.triaged"
+CASES_COMPENSATION = "cases.compensation"
+CASES_FOLLOWUPS = "cases.followups"
+CASES_RESOLVED = "cases.resolved"
+NOTIFICATIONS = "notifications.outbound"
+DLQ = "complaints.dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    compacted: bool = False
+
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(INBOUND_EMAIL),
+    TopicSpec(INBOUND_SOCIAL),
+    TopicSpec(INBOUND_APP),
+    # The CRM publishes the latest profile per customer; tombstones delete.
+    TopicSpec(CUSTOMER_PROFILES, compacted=True),
+    TopicSpec(CASE_ACTIONS),
+    TopicSpec(CASES_OPENED),
+    TopicSpec(CASES_TRIAGED),
+    TopicSpec(CASES_COMPENSATION),
+    TopicSpec(CASES_FOLLOWUPS),
+    TopicSpec(CASES_RESOLVED),
+    TopicSpec(NOTIFICATIONS),
+    TopicSpec(DLQ),
+)

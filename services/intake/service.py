@@ -1,0 +1,184 @@
+"""Intake handlers: parse, decide (pure), store, publish. Offsets commit after publish."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from prometheus_client import Counter
+
+from schemas.inbound import CustomerProfile, CustomerReply
+from schemas.topics import (
+    CASE_ACTIONS,
+    CUSTOMER_PROFILES,
+    INBOUND_APP,
+    INBOUND_EMAIL,
+    INBOUND_SOCIAL,
+)
+from services.intake.cases import (
+    format_case_number,
+    message_for_case,
+    open_case,
+    opening_day,
+)
+from services.intake.complaint import (
+    Complaint,
+    from_app,
+    from_email,
+    from_social,
+    validated,
+)
+from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
+from services.runtime.errors import InputRejected, RetryLater
+from services.runtime.kit import ServiceKit
+from services.runtime.outbox import flush_outbox
+from services.runtime.records import InboundRecord
+from schemas.common import Channel
+
+log = logging.getLogger(__name__)
+
+
+class IntakeService:
+    def __init__(self, kit: ServiceKit, settings: IntakeSettings) -> None:
+        self.kit = kit
+        self.settings = settings
+        self.store = IntakeStore(kit.db)
+        self.received = Counter(
+            "complaints_received_total",
+            "Inbound complaint records by channel and outcome",
+            ["channel", "outcome"],
+            registry=kit.registry,
+        )
+
+    def register(self) -> None:
+        self.kit.on_startup(self.store.ensure_indexes)
+        self.kit.subscribe(INBOUND_EMAIL, self.on_email)
+        self.kit.subscribe(INBOUND_SOCIAL, self.on_social)
+        self.kit.subscribe(INBOUND_APP, self.on_app)
+        self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.subscribe(CASE_ACTIONS, self.on_action)
+
+    # --- channels --------------------------------------------------------------------
+
+    async def on_email(self, record: InboundRecord) -> None:
+        await self.take(from_email(record.value, record.received_at))
+
+    async def on_social(self, record: InboundRecord) -> None:
+        await self.take(from_social(record.value, record.received_at))
+
+    async def on_app(self, record: InboundRecord) -> None:
+        await self.take(from_app(record.value, record.received_at))
+
+    async def on_action(self, record: InboundRecord) -> None:
+        try:
+            kind = json.loads(record.value or b"").get("type")
+        except (ValueError, AttributeError):
+            return  # the followup service owns rejecting malformed actions
+        if kind != "customer_reply":
+            return
+        reply = validated(CustomerReply, record.value or b"")
+        if not await self.store.case_exists(reply.case_number):
+            raise InputRejected("unknown_case", f"no case {reply.case_number}")
+        complaint = Complaint(
+            channel=Channel.APP,
+            source_ref=f"action:{reply.action_id}",
+            received_at=record.received_at,
+            subject="",
+            text=reply.text,
+            language="",
+            identities=[],
+            reply_to=None,
+            mentioned_case=reply.case_number,
+        )
+        await self.add_to_case(complaint, reply.case_number)
+
+    async def on_profile(self, record: InboundRecord) -> None:
+        if record.key is None:
+            raise InputRejected("schema_violation", "profile record without a customer-id key")
+        customer_id = record.key.decode("utf-8", "replace")
+        if record.value is None:
+            await self.store.delete_customer(customer_id)
+            return
+        profile = validated(CustomerProfile, record.value)
+        document = profile.model_dump(mode="json")
+        document["emails"] = [address.lower() for address in profile.emails]
+        document["social_ids"] = [f"{net.lower()}:{uid}" for net, uid in profile.social.items()]
+        await self.store.upsert_customer(profile.customer_id, document)
+
+    # --- the one path every complaint takes ------------------------------------------
+
+    async def take(self, complaint: Complaint) -> None:
+        channel = complaint.channel.value
+        if complaint.auto_reply_reason:
+            log.info("auto-reply ignored: %s", complaint.auto_reply_reason)
+            self.received.labels(channel, "auto_reply").inc()
+            return
+        claimed = await self.store.source(complaint.source_key)
+        if claimed is not None:
+            self.received.labels(channel, "redelivered").inc()
+            await self.complete(claimed, complaint)
+            return
+        thread_case = await self.thread_case(complaint)
+        if thread_case is not None:
+            self.received.labels(channel, "message_added").inc()
+            await self.add_to_case(complaint, thread_case)
+            return
+        first_sender = await self.store.claim_fingerprint(
+            complaint.fingerprint(),
+            complaint.source_key,
+            complaint.received_at,
+            complaint.received_at - timedelta(minutes=self.settings.duplicate_window_minutes),
+        )
+        if first_sender != complaint.source_key:
+            original = await self.store.source(first_sender)
+            if original is None:
+                raise RetryLater(f"duplicate of {first_sender}, which is still being opened")
+            self.received.labels(channel, "duplicate").inc()
+            await self.store.claim_source(complaint.source_key, original["case_number"], "ignored")
+            return
+        policy = self.kit.policy.current()
+        day = opening_day(complaint.received_at, policy)
+        case_number = format_case_number(day, await self.store.next_sequence(day))
+        claimed = await self.store.claim_source(complaint.source_key, case_number, "opened")
+        self.received.labels(channel, "opened").inc()
+        await self.complete(claimed, complaint)
+
+    async def thread_case(self, complaint: Complaint) -> str | None:
+        found = await self.store.case_for_sources(complaint.reply_keys())
+        if found:
+            return found
+        if complaint.mentioned_case and await self.store.case_exists(complaint.mentioned_case):
+            return complaint.mentioned_case
+        return None
+
+    async def add_to_case(self, complaint: Complaint, case_number: str) -> None:
+        claimed = await self.store.claim_source(complaint.source_key, case_number, "message")
+        await self.complete(claimed, complaint)
+
+    async def complete(self, claimed: dict[str, object], complaint: Complaint) -> None:
+        """Make the claimed effect true (idempotently) and publish what is still pending."""
+        case_number = str(claimed["case_number"])
+        policy = self.kit.policy.current()
+        now = self.kit.clock()
+        if claimed["kind"] == "opened":
+            customer = await self.store.find_customer(complaint.identities)
+            customer_id = str(customer["_id"]) if customer else None
+            async with self.kit.timed("create_case"):
+                await self.store.create_case(
+                    open_case(complaint, case_number, customer_id, policy, now)
+                )
+        elif claimed["kind"] == "message":
+            message, outbox = message_for_case(complaint, case_number, policy, now)
+            await self.store.add_message(case_number, message, outbox)
+        await self.flush(case_number)
+
+    async def flush(self, case_number: str) -> None:
+        await flush_outbox(self.store.cases, case_number, self.kit.publish)
+
+
+def build(kit: ServiceKit, settings: IntakeSettings) -> IntakeService:
+    service = IntakeService(kit, settings)
+    service.register()
+    return service

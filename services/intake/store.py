@@ -1,0 +1,123 @@
+"""Intake's documents: cases (with their pending events), source claims, counters, customers.
+
+Every write is a single-document atomic operation, so a redelivered record either
+finds its effect already stored or stores it now; never half of it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.runtime.kafka import OutboundMessage
+from services.runtime.outbox import add_to_outbox
+
+Document = dict[str, Any]
+
+
+class IntakeStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.cases = db["cases"]
+        self.sources = db["sources"]
+        self.counters = db["counters"]
+        self.customers = db["customers"]
+        self.fingerprints = db["fingerprints"]
+
+    async def ensure_indexes(self) -> None:
+        await self.customers.create_index([("emails", ASCENDING)])
+        await self.customers.create_index([("phones", ASCENDING)])
+        await self.customers.create_index([("social_ids", ASCENDING)])
+        await self.cases.create_index([("customer_id", ASCENDING), ("received_at", ASCENDING)])
+
+    # --- case numbers ----------------------------------------------------------------
+
+    async def next_sequence(self, day: date) -> int:
+        counter = await self.counters.find_one_and_update(
+            {"_id": f"case-{day:%Y%m%d}"},
+            {"$inc": {"seq": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(counter["seq"])
+
+    # --- source claims ---------------------------------------------------------------
+
+    async def source(self, source_key: str) -> Document | None:
+        return await self.sources.find_one({"_id": source_key})
+
+    async def claim_source(self, source_key: str, case_number: str, kind: str) -> Document:
+        """Record which case a source belongs to; the first claim wins."""
+        try:
+            document = {"_id": source_key, "case_number": case_number, "kind": kind}
+            await self.sources.insert_one(document)
+            return document
+        except DuplicateKeyError:
+            existing = await self.source(source_key)
+            if existing is None:  # pragma: no cover - deleted between the two calls
+                raise
+            return existing
+
+    async def case_for_sources(self, source_keys: list[str]) -> str | None:
+        if not source_keys:
+            return None
+        found = await self.sources.find_one({"_id": {"$in": source_keys}, "kind": {"$ne": "ignored"}})
+        return str(found["case_number"]) if found else None
+
+    async def claim_fingerprint(
+        self, fingerprint: str, source_key: str, at: datetime, window_start: datetime
+    ) -> str:
+        """The source key that first sent this content within the window (maybe us)."""
+        claim = await self.fingerprints.find_one_and_update(
+            {"_id": fingerprint},
+            {"$setOnInsert": {"source_key": source_key, "at": at}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        if claim["source_key"] == source_key or claim["at"] >= window_start:
+            return str(claim["source_key"])
+        # The earlier claim is outside the window: take it over, unless someone just did.
+        retaken = await self.fingerprints.find_one_and_update(
+            {"_id": fingerprint, "at": claim["at"]},
+            {"$set": {"source_key": source_key, "at": at}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if retaken is None:
+            current = await self.fingerprints.find_one({"_id": fingerprint})
+            return str(current["source_key"]) if current else source_key
+        return source_key
+
+    # --- cases -----------------------------------------------------------------------
+
+    async def case_exists(self, case_number: str) -> bool:
+        return await self.cases.count_documents({"_id": case_number}, limit=1) > 0
+
+    async def create_case(self, case: Document) -> None:
+        await self.cases.update_one({"_id": case["_id"]}, {"$setOnInsert": case}, upsert=True)
+
+    async def add_message(
+        self, case_number: str, message: Document, outbox: list[OutboundMessage]
+    ) -> None:
+        await self.cases.update_one(
+            {"_id": case_number, "messages.source_key": {"$ne": message["source_key"]}},
+            {"$push": {"messages": message}, "$set": add_to_outbox(outbox)},
+        )
+
+    # --- customers -------------------------------------------------------------------
+
+    async def upsert_customer(self, customer_id: str, profile: Document) -> None:
+        await self.customers.replace_one({"_id": customer_id}, profile, upsert=True)
+
+    async def delete_customer(self, customer_id: str) -> None:
+        await self.customers.delete_one({"_id": customer_id})
+
+    async def find_customer(self, identities: list[tuple[str, str]]) -> Document | None:
+        fields = {"id": "_id", "email": "emails", "phone": "phones", "social": "social_ids"}
+        for kind, value in identities:
+            found = await self.customers.find_one({fields[kind]: value})
+            if found:
+                return found
+        return None

@@ -1,0 +1,1 @@
+"""What every service shares: settings, broker and store construction, DLQ, outbox, HTTP."""

@@ -1,0 +1,45 @@
+"""Dead-letter publishing: the exact original bytes, where they came from, and why."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from faststream.kafka import KafkaBroker
+
+from schemas.cloudevents import make_event
+from schemas.events import InputRejected
+from schemas.topics import DLQ
+from services.runtime.kafka import OutboundMessage, publish_outbound
+from services.runtime.records import InboundRecord
+
+
+def rejection_message(
+    record: InboundRecord, reason: str, service: str, now: datetime
+) -> OutboundMessage:
+    data = InputRejected(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        reason=reason,
+        original=base64.b64encode(record.value or b"").decode("ascii"),
+        key=base64.b64encode(record.key).decode("ascii") if record.key is not None else None,
+        service=service,
+    )
+    event = make_event(
+        event_type="complaint.input.rejected",
+        source=f"/complaints/{service}",
+        subject=record.position,
+        data=data,
+        time=now,
+        # One record position is one rejection, however often it is redelivered.
+        fact=(service, record.topic, str(record.partition), str(record.offset)),
+    )
+    key = record.key.decode("utf-8", "replace") if record.key else record.topic
+    return OutboundMessage.of(DLQ, key, event)
+
+
+async def send_to_dlq(
+    broker: KafkaBroker, record: InboundRecord, reason: str, service: str, now: datetime
+) -> None:
+    await publish_outbound(broker, [rejection_message(record, reason, service, now)])

@@ -1,0 +1,33 @@
+"""How a failed record is treated: bad input goes to the DLQ, outages are retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.errors import KafkaError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+
+
+class InputRejected(Exception):  # noqa: N818 (a verdict, not an error in our code)
+    """The record can never be processed as it is; it belongs in the DLQ."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        # `code` is a short fixed vocabulary (metric label); `reason` is the precise text.
+        self.code = code
+        self.reason = reason
+
+
+class RetryLater(Exception):  # noqa: N818
+    """Something this record depends on has not arrived yet; redeliver it later."""
+
+
+# Failures of the environment, not of the record: the record is redelivered until they pass.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionFailure,
+    ExecutionTimeout,
+    WTimeoutError,
+    KafkaError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)

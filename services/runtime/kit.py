@@ -1,0 +1,206 @@
+"""ServiceKit: the broker, the store, metrics and the guarded consume loop of one service.
+
+Every subscriber commits its offset only after the handler returned, i.e. after the
+effect is stored and its events are published (NACK_ON_ERROR seeks back on failure).
+Handlers never let bad input escape: it is turned into a DLQ record and acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry, make_asgi_app
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.policy import PolicySource
+from services.runtime.clock import Clock, system_clock
+from services.runtime.dlq import send_to_dlq
+from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
+from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
+from services.runtime.logs import configure_logging
+from services.runtime.metrics import CommonMetrics
+from services.runtime.records import InboundRecord
+from services.runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+RecordHandler = Callable[[InboundRecord], Awaitable[None]]
+
+# A record whose dependency never arrives is dead-lettered after this many tries.
+MAX_RETRY_LATER_ATTEMPTS = 20
+
+
+def _raw_bytes_decoder(message: Any) -> Any:
+    # Handlers decode the bytes themselves so that undecodable input reaches the DLQ path.
+    return message.body
+
+
+class ServiceKit:
+    def __init__(self, name: str, settings: ServiceSettings, clock: Clock = system_clock) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        self.metrics = CommonMetrics(self.registry, name)
+        self.broker: KafkaBroker = build_broker(settings.kafka_bootstrap_servers, name, self.registry)
+        self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+            settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000
+        )
+        self.db: AsyncDatabase[Document] = self.mongo[f"{settings.mongodb_database_prefix}_{name}"]
+        self.policy = PolicySource(settings.policy_file)
+        self._attempts: dict[str, int] = {}
+        self._startup: list[Callable[[], Awaitable[None]]] = []
+        self._background: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- consuming -----------------------------------------------------------------
+
+    def subscribe(self, topic: str, handler: RecordHandler) -> None:
+        group_id = f"{self.settings.consumer_group_prefix}.{self.name}.{topic}"
+
+        @self.broker.subscriber(
+            topic,
+            group_id=group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            decoder=_raw_bytes_decoder,
+            title=f"{self.name}:{topic}",
+        )
+        async def consume(msg: KafkaMessage) -> None:
+            await self.process(InboundRecord.from_consumer_record(msg.raw_message), handler)
+
+    async def process(self, record: InboundRecord, handler: RecordHandler) -> None:
+        """Run one record through ``handler``: return to commit, raise to redeliver."""
+        try:
+            if record.value is not None and len(record.value) > self.settings.max_record_bytes:
+                raise InputRejected(
+                    "too_large",
+                    f"record of {len(record.value)} bytes exceeds the limit of "
+                    f"{self.settings.max_record_bytes} bytes",
+                )
+            await handler(record)
+        except InputRejected as rejected:
+            await self.reject(record, rejected.code, rejected.reason)
+        except RetryLater as waiting:
+            attempts = self._attempts.get(record.position, 0) + 1
+            self._attempts[record.position] = attempts
+            if attempts >= MAX_RETRY_LATER_ATTEMPTS:
+                await self.reject(record, "dependency_missing", f"gave up waiting: {waiting}")
+            else:
+                await self._back_off(record, "retry_later", attempts)
+                raise
+        except TRANSIENT_ERRORS as outage:
+            attempts = self._attempts.get(record.position, 0) + 1
+            self._attempts[record.position] = attempts
+            log.warning(
+                "transient failure, record will be redelivered: %s",
+                type(outage).__name__,
+                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+            )
+            await self._back_off(record, type(outage).__name__, attempts)
+            raise
+        except Exception as bug:
+            # A defect in our code must not stall the partition nor lose the record:
+            # it is parked in the DLQ (replayable after the fix) and logged loudly.
+            log.exception("handler failed", extra={"topic": record.topic, "offset": record.offset})
+            await self.reject(record, "internal_error", f"{type(bug).__name__}: {bug}")
+        self._attempts.pop(record.position, None)
+
+    async def _back_off(self, record: InboundRecord, error: str, attempts: int) -> None:
+        self.metrics.redeliveries.labels(self.name, record.topic, error).inc()
+        delay = min(0.05 * 2 ** min(attempts, 10), self.settings.retry_backoff_max_seconds)
+        await asyncio.sleep(delay)  # pacing redelivery during an outage, not synchronisation
+
+    async def reject(self, record: InboundRecord, code: str, reason: str) -> None:
+        await send_to_dlq(self.broker, record, reason, self.name, self.clock())
+        self.metrics.dlq_records.labels(self.name, record.topic, code).inc()
+        log.warning(
+            "record rejected to DLQ", extra={"topic": record.topic, "offset": record.offset,
+                                             "partition": record.partition, "reason": code},
+        )
+
+    # --- publishing ----------------------------------------------------------------
+
+    async def publish(self, messages: Sequence[dict[str, Any]]) -> None:
+        await publish_outbound(self.broker, list(messages))
+        for message in messages:
+            event_type = json.loads(message["value"]).get("type", "?")
+            self.metrics.events_published.labels(self.name, message["topic"], event_type).inc()
+
+    @asynccontextmanager
+    async def timed(self, operation: str) -> Any:
+        with self.metrics.store_latency.labels(self.name, operation).time():
+            yield
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def on_startup(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._startup.append(hook)
+
+    def background(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """A coroutine that runs for the service's lifetime (schedulers, watchers)."""
+        self._background.append(loop)
+
+    async def ready(self) -> bool:
+        try:
+            kafka_ok = await self.broker.ping(timeout=2.0)
+            await asyncio.wait_for(self.mongo.admin.command("ping"), timeout=2.0)
+        except Exception:  # any failure means not ready
+            self.metrics.ready.labels(self.name).set(0)
+            return False
+        self.metrics.ready.labels(self.name).set(1 if kafka_ok else 0)
+        return bool(kafka_ok)
+
+    def asgi_app(self) -> AsgiFastStream:
+        kit = self
+
+        @get(include_in_schema=False)
+        async def healthz(scope: Any) -> AsgiResponse:
+            return AsgiResponse(b'{"status":"alive"}', 200, {"content-type": "application/json"})
+
+        @get(include_in_schema=False)
+        async def readyz(scope: Any) -> AsgiResponse:
+            if await kit.ready():
+                return AsgiResponse(b'{"status":"ready"}', 200, {"content-type": "application/json"})
+            return AsgiResponse(b'{"status":"not ready"}', 503, {"content-type": "application/json"})
+
+        async def startup() -> None:
+            configure_logging(kit.settings.log_level)
+            await ensure_topics(kit.settings.kafka_bootstrap_servers, kit.settings.topic_partitions)
+            for hook in kit._startup:
+                await hook()
+
+        async def start_background() -> None:
+            kit._tasks = [asyncio.create_task(loop()) for loop in kit._background]
+
+        async def shutdown() -> None:
+            for task in kit._tasks:
+                task.cancel()
+            await asyncio.gather(*kit._tasks, return_exceptions=True)
+
+        async def close_store() -> None:
+            await kit.mongo.close()
+
+        return AsgiFastStream(
+            self.broker,
+            asgi_routes=[
+                ("/metrics", make_asgi_app(self.registry)),
+                ("/healthz", healthz),
+                ("/readyz", readyz),
+            ],
+            on_startup=[startup],
+            after_startup=[start_background],
+            on_shutdown=[shutdown],
+            after_shutdown=[close_store],
+        )

@@ -1,0 +1,51 @@
+"""JSON-lines logging. Only ids travel in logs: no names, addresses or phone numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+# Fields that handlers may attach with `extra=`; everything else is dropped.
+_CORRELATION_FIELDS = (
+    "service", "case_number", "event_id", "event_type", "topic", "partition", "offset", "reason",
+    "policy_version", "channel",
+)  # fmt: skip
+
+# Last line of defence in case a message string carries personal data anyway.
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_PHONE = re.compile(r"\+?\d[\d\s-]{7,}\d")
+
+
+def scrub(text: str) -> str:
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": scrub(record.getMessage()),
+        }
+        for field in _CORRELATION_FIELDS:
+            value = record.__dict__.get(field)
+            if value is not None:
+                entry[field] = value
+        if record.exc_info:
+            entry["exc"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiokafka reports every reconnect attempt at ERROR; readiness covers that.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

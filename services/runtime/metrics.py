@@ -1,0 +1,41 @@
+"""Metrics every service exports, beside FastStream's own Kafka middleware metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class CommonMetrics:
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.dlq_records = Counter(
+            "complaints_dlq_records_total",
+            "Records sent to complaints.dlq, by source topic and reason code",
+            ["service", "topic", "reason"],
+            registry=registry,
+        )
+        self.redeliveries = Counter(
+            "complaints_redeliveries_total",
+            "Records handed back for redelivery after a transient failure",
+            ["service", "topic", "error"],
+            registry=registry,
+        )
+        self.store_latency = Histogram(
+            "complaints_store_operation_seconds",
+            "Latency of store operations",
+            ["service", "operation"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.events_published = Counter(
+            "complaints_events_published_total",
+            "CloudEvents published, by topic and event type",
+            ["service", "topic", "type"],
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "complaints_service_ready",
+            "1 while the service reaches Kafka and the store",
+            ["service"],
+            registry=registry,
+        )
+        self.service = service

@@ -1,0 +1,53 @@
+"""Pending events kept inside the document whose change produced them.
+
+A handler stores its effect and the events announcing it in ONE atomic update, then
+publishes them and removes them. A crash in between leaves them in the document and
+the redelivered record publishes them again, with the same ids.
+
+The outbox is a sub-document keyed by event id (uuid strings: no '.' or '$'), cleared
+with ``$unset``: FerretDB 1.24 silently ignores ``$pull`` with a query condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from services.runtime.kafka import OutboundMessage
+
+Document = dict[str, Any]
+OUTBOX = "outbox"
+
+
+def as_outbox(messages: Iterable[OutboundMessage]) -> Document:
+    return {message["id"]: dict(message) for message in messages}
+
+
+def add_to_outbox(messages: Iterable[OutboundMessage]) -> Document:
+    """A ``$set`` fragment adding ``messages`` to the outbox."""
+    return {f"{OUTBOX}.{message['id']}": dict(message) for message in messages}
+
+
+def pending(document: Mapping[str, Any] | None) -> list[Document]:
+    if not document:
+        return []
+    return list((document.get(OUTBOX) or {}).values())
+
+
+async def flush_outbox(
+    collection: AsyncCollection[Document],
+    document_id: Any,
+    publish: Any,
+) -> int:
+    """Publish what ``document_id`` still has pending, then forget it. Returns the count."""
+    document = await collection.find_one({"_id": document_id}, {OUTBOX: 1})
+    messages = pending(document)
+    if messages:
+        await publish(messages)
+        await collection.update_one(
+            {"_id": document_id},
+            {"$unset": {f"{OUTBOX}.{message['id']}": "" for message in messages}},
+        )
+    return len(messages)

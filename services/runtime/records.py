@@ -1,0 +1,52 @@
+"""A consumed Kafka record, reduced to what handlers need and independent of the client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+RECEIVED_AT_HEADER = "received-at"
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def from_consumer_record(cls, record: Any) -> InboundRecord:
+        headers: dict[str, bytes] = {}
+        for name, value in record.headers or ():
+            headers[name.lower()] = value or b""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            timestamp_ms=record.timestamp,
+            headers=headers,
+        )
+
+    @property
+    def received_at(self) -> datetime:
+        """When the complaint counts as received: the header if valid, else the record time."""
+        raw = self.headers.get(RECEIVED_AT_HEADER)
+        if raw:
+            try:
+                moment = datetime.fromisoformat(raw.decode("ascii").strip())
+            except (UnicodeDecodeError, ValueError):
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return moment
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"

@@ -1,0 +1,27 @@
+"""Settings common to every service; each service subclasses this once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.policy.model import DEFAULT_POLICY_FILE
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/"
+    # Each service keeps its own database: <prefix>_<service>.
+    mongodb_database_prefix: str = "complaints"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    topic_partitions: int = 3
+    consumer_group_prefix: str = "complaints"
+    policy_file: Path = DEFAULT_POLICY_FILE
+    log_level: str = "INFO"
+    max_record_bytes: int = 1024 * 1024
+    # Redelivery back-off while the store or broker is unreachable.
+    retry_backoff_max_seconds: float = 5.0
