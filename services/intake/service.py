@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from prometheus_client import Counter
 
-from schemas.inbound import CustomerProfile, CustomerReply
+from schemas.inbound import CustomerReply
 from schemas.topics import (
     CASE_ACTIONS,
     CUSTOMER_PROFILES,
@@ -31,6 +31,7 @@ from services.intake.complaint import (
 )
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
+from services.runtime.customers import apply_profile_record
 from services.runtime.errors import InputRejected, RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import flush_outbox
@@ -95,17 +96,7 @@ class IntakeService:
         await self.add_to_case(complaint, reply.case_number)
 
     async def on_profile(self, record: InboundRecord) -> None:
-        if record.key is None:
-            raise InputRejected("schema_violation", "profile record without a customer-id key")
-        customer_id = record.key.decode("utf-8", "replace")
-        if record.value is None:
-            await self.store.delete_customer(customer_id)
-            return
-        profile = validated(CustomerProfile, record.value)
-        document = profile.model_dump(mode="json")
-        document["emails"] = [address.lower() for address in profile.emails]
-        document["social_ids"] = [f"{net.lower()}:{uid}" for net, uid in profile.social.items()]
-        await self.store.upsert_customer(profile.customer_id, document)
+        await apply_profile_record(self.store.customers, record)
 
     # --- the one path every complaint takes ------------------------------------------
 

@@ -108,12 +108,6 @@ class IntakeStore:
 
     # --- customers -------------------------------------------------------------------
 
-    async def upsert_customer(self, customer_id: str, profile: Document) -> None:
-        await self.customers.replace_one({"_id": customer_id}, profile, upsert=True)
-
-    async def delete_customer(self, customer_id: str) -> None:
-        await self.customers.delete_one({"_id": customer_id})
-
     async def find_customer(self, identities: list[tuple[str, str]]) -> Document | None:
         fields = {"id": "_id", "email": "emails", "phone": "phones", "social": "social_ids"}
         for kind, value in identities:

@@ -82,24 +82,33 @@ class TriagePolicy(_Strict):
         return self
 
 
-class VipExtra(_Strict):
-    enabled: bool
-
-
 class CompensationPolicy(_Strict):
     offer_expires_hours: float = Field(gt=0)
     system_authority_limit: Decimal = Field(ge=0)
     supervisor_authority_limit: Decimal = Field(ge=0)
     customer_goodwill_cap: Decimal = Field(ge=0)
     customer_cap_window_days: int = Field(gt=0)
-    coupon_by_urgency: dict[UrgencyName, Decimal]
-    vip_extra_goodwill: VipExtra
+    coupon_tiers: list[Decimal] = Field(min_length=1)
+    urgency_coupon_tier: dict[UrgencyName, int]
+    vip_extra_tiers: int = Field(ge=0)
+    default_shipping_fee: Decimal = Field(ge=0)
+    no_money_categories: list[str]
+    refund_categories: list[str]
+    replacement_categories: list[str]
+    shipping_refund_categories: list[str]
     monthly_budget_by_category: dict[str, Decimal]
 
     @model_validator(mode="after")
     def _ordered_limits(self) -> CompensationPolicy:
         if self.supervisor_authority_limit < self.system_authority_limit:
             raise ValueError("supervisor_authority_limit must be >= system_authority_limit")
+        if sorted(self.coupon_tiers) != self.coupon_tiers:
+            raise ValueError("coupon_tiers must be in increasing order")
+        missing = {"urgent", "high", "normal"} - set(self.urgency_coupon_tier)
+        if missing:
+            raise ValueError(f"urgency_coupon_tier lacks {sorted(missing)}")
+        if max(self.urgency_coupon_tier.values()) >= len(self.coupon_tiers):
+            raise ValueError("urgency_coupon_tier points past the end of coupon_tiers")
         return self
 
 
@@ -114,6 +123,8 @@ class FollowupPolicy(_Strict):
     closed_min_score: int = Field(ge=1, le=5)
     reopen_urgency: UrgencyName
     no_answer_reminder_days: int = Field(ge=1)
+    holiday_country: str | None = None
+    closed_weekdays: list[int] = Field(default_factory=lambda: [6])
 
     @model_validator(mode="after")
     def _window(self) -> FollowupPolicy:

@@ -50,3 +50,21 @@ class InboundRecord:
     @property
     def position(self) -> str:
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def parse_cloudevent(record: InboundRecord) -> dict[str, Any]:
+    """The JSON envelope of an event on one of our own topics, or InputRejected."""
+    import json
+
+    from services.runtime.errors import InputRejected
+
+    try:
+        event = json.loads((record.value or b"").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputRejected("invalid_json", f"not a JSON CloudEvent: {exc}") from exc
+    if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+        raise InputRejected("schema_violation", "CloudEvent without a data object")
+    for required in ("id", "type"):
+        if not isinstance(event.get(required), str):
+            raise InputRejected("schema_violation", f"CloudEvent without {required}")
+    return event

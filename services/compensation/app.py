@@ -1,0 +1,20 @@
+"""Compensation service: ``faststream run services.compensation.app:app`` or ``python -m services.compensation``."""
+
+from __future__ import annotations
+
+from faststream.asgi import AsgiFastStream
+
+from services.compensation.service import build
+from services.compensation.settings import CompensationSettings
+from services.runtime.clock import Clock, system_clock
+from services.runtime.kit import ServiceKit
+
+
+def create_app(settings: CompensationSettings | None = None, clock: Clock = system_clock) -> AsgiFastStream:
+    settings = settings or CompensationSettings()
+    kit = ServiceKit("compensation", settings, clock)
+    build(kit, settings)
+    return kit.asgi_app()
+
+
+app = create_app()

@@ -1,0 +1,143 @@
+"""Resolution and follow-up events. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from schemas.cloudevents import make_event
+from schemas.common import Channel
+from schemas.events import (
+    CaseReopened,
+    CaseResolved,
+    FollowupAnswered,
+    FollowupScheduled,
+    FollowupSent,
+    NotificationRequested,
+)
+from schemas.topics import CASES_FOLLOWUPS, CASES_RESOLVED, NOTIFICATIONS
+from services.runtime.kafka import OutboundMessage
+
+SOURCE = "/complaints/followup"
+
+
+def followup_id_for(case_number: str, resolve_action_id: str) -> str:
+    return f"{case_number}-F{hashlib.sha256(resolve_action_id.encode()).hexdigest()[:8]}"
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def sla_met(case: dict[str, Any], resolved_at: datetime) -> bool:
+    triage = case.get("triage") or {}
+    resolution_due = _when(triage.get("resolution_due"))
+    first_due = _when(triage.get("first_response_due"))
+    # Without a recorded first response, the resolution itself was the first response.
+    first_response_at = _when(case.get("first_response_at")) or resolved_at
+    on_time_resolution = resolution_due is None or resolved_at <= resolution_due
+    on_time_response = first_due is None or first_response_at <= first_due
+    return on_time_resolution and on_time_response
+
+
+def resolved_messages(
+    case_number: str,
+    case: dict[str, Any],
+    action: dict[str, Any],
+    followup_id: str,
+    due_at: datetime,
+    now: datetime,
+) -> list[OutboundMessage]:
+    opened = case.get("opened") or {}
+    triage = case.get("triage") or {}
+    resolved_at = _when(action["at"])
+    assert resolved_at is not None
+    resolved = CaseResolved(
+        case_number=case_number,
+        customer_id=opened.get("customer_id"),
+        channel=opened.get("channel"),
+        category=triage.get("category"),
+        urgency=triage.get("urgency"),
+        opened_at=_when(opened.get("received_at")),
+        resolved_at=resolved_at,
+        first_response_due=_when(triage.get("first_response_due")),
+        resolution_due=_when(triage.get("resolution_due")),
+        sla_met=sla_met(case, resolved_at),
+        compensation=case.get("compensation"),
+        resolution=action["resolution"],
+        followup_due_at=due_at,
+        resolved_by=action.get("actor"),
+        reopen_count=case.get("reopen_count", 0),
+    )
+    scheduled = FollowupScheduled(case_number=case_number, followup_id=followup_id, due_at=due_at)
+    fact = (case_number, action["action_id"])
+    return [
+        OutboundMessage.of(
+            CASES_FOLLOWUPS,
+            case_number,
+            make_event(event_type="complaint.followup.scheduled", source=SOURCE,
+                       subject=case_number, data=scheduled, time=now, fact=fact),
+        ),
+        OutboundMessage.of(
+            CASES_RESOLVED,
+            case_number,
+            make_event(event_type="complaint.case.resolved", source=SOURCE,
+                       subject=case_number, data=resolved, time=now, fact=fact),
+        ),
+    ]
+
+
+_SURVEY = {
+    "zh-Hant": "您好，關於案件 {case}，想請問我們的處理是否讓您滿意？請以 1 到 5 分告訴我們，謝謝您。",
+    "zh-Hans": "您好，关于案件 {case}，想请问我们的处理是否让您满意？请以 1 到 5 分告诉我们，谢谢您。",
+    "en": "Hello, about case {case}: did we make it right? Please rate us from 1 to 5. Thank you.",
+}
+
+
+def sent_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessage]:
+    case_number = followup["case_number"]
+    language = followup.get("language") or "zh-Hant"
+    chosen = language if language in _SURVEY else "en"
+    fact = (followup["_id"], "sent")
+    sent = make_event(
+        event_type="complaint.followup.sent", source=SOURCE, subject=case_number,
+        data=FollowupSent(case_number=case_number, followup_id=followup["_id"]), time=now, fact=fact,
+    )
+    invitation = make_event(
+        event_type="complaint.notification.requested", source=SOURCE, subject=case_number,
+        data=NotificationRequested(
+            case_number=case_number,
+            channel=Channel(followup.get("channel") or "email"),
+            recipient=followup.get("customer_id"),
+            template=f"satisfaction_survey.{chosen}",
+            language=chosen,
+            body=_SURVEY[chosen].format(case=case_number),
+        ),
+        time=now, fact=(followup["_id"], "survey_invitation"),
+    )
+    return [
+        OutboundMessage.of(CASES_FOLLOWUPS, case_number, sent),
+        OutboundMessage.of(NOTIFICATIONS, case_number, invitation),
+    ]
+
+
+def answered_messages(
+    case_number: str, followup_id: str, score: int, reopen_reason: str | None, now: datetime
+) -> list[OutboundMessage]:
+    answered = make_event(
+        event_type="complaint.followup.answered", source=SOURCE, subject=case_number,
+        data=FollowupAnswered(case_number=case_number, followup_id=followup_id, score=score),
+        time=now, fact=(followup_id, "answered"),
+    )
+    messages = [OutboundMessage.of(CASES_FOLLOWUPS, case_number, answered)]
+    if reopen_reason:
+        reopened = make_event(
+            event_type="complaint.case.reopened", source=SOURCE, subject=case_number,
+            data=CaseReopened(case_number=case_number, reason=reopen_reason),
+            time=now, fact=(followup_id, "reopened"),
+        )
+        messages.append(OutboundMessage.of(CASES_FOLLOWUPS, case_number, reopened))
+    return messages

@@ -1,0 +1,202 @@
+"""Follow-up and resolution handlers: close cases, schedule checks, act on answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from prometheus_client import Counter
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.inbound import CaseAction, FirstResponse, Resolve, SurveyResponse
+from schemas.topics import (
+    CASE_ACTIONS,
+    CASES_COMPENSATION,
+    CASES_OPENED,
+    CASES_TRIAGED,
+    CUSTOMER_PROFILES,
+)
+from services.followup.events import answered_messages, followup_id_for, resolved_messages
+from services.followup.schedule import country_holidays, followup_due
+from services.followup.scheduler import FollowupScheduler
+from services.followup.settings import FollowupSettings
+from services.runtime.customers import apply_profile_record
+from services.runtime.documents import apply_once
+from services.runtime.errors import InputRejected
+from services.runtime.kit import ServiceKit
+from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.records import InboundRecord, parse_cloudevent
+
+_ACTION = TypeAdapter[CaseAction](CaseAction)  # type: ignore[valid-type]
+KNOWN_ACTIONS = {
+    "accept_offer", "approve_compensation", "reject_compensation", "resolve",
+    "survey_response", "customer_reply", "first_response",
+}  # fmt: skip
+
+
+class FollowupService:
+    def __init__(self, kit: ServiceKit, settings: FollowupSettings) -> None:
+        self.kit = kit
+        self.settings = settings
+        self.cases = kit.db["cases"]
+        self.followups = kit.db["followups"]
+        self.customers = kit.db["customers"]
+        self.scheduler = FollowupScheduler(kit, settings, self.followups)
+        self.resolved = Counter(
+            "complaints_resolved_total", "Resolved cases by SLA outcome", ["sla_met"],
+            registry=kit.registry,
+        )
+        self.answers = Counter(
+            "complaints_survey_answers_total", "Satisfaction answers by score", ["score"],
+            registry=kit.registry,
+        )
+
+    def register(self) -> None:
+        self.kit.on_startup(self.scheduler.ensure_indexes)
+        self.kit.subscribe(CASES_OPENED, self.on_opened)
+        self.kit.subscribe(CASES_TRIAGED, self.on_triaged)
+        self.kit.subscribe(CASES_COMPENSATION, self.on_compensation)
+        self.kit.subscribe(CASE_ACTIONS, self.on_action)
+        self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.background(self.scheduler.run)
+
+    async def on_profile(self, record: InboundRecord) -> None:
+        await apply_profile_record(self.customers, record)
+
+    # --- the facts a resolved-case event needs ---------------------------------------
+
+    async def on_opened(self, record: InboundRecord) -> None:
+        event = parse_cloudevent(record)
+        if event["type"] == "complaint.case.opened":
+            data = event["data"]
+            await self.cases.update_one(
+                {"_id": data["case_number"]}, {"$set": {"opened": data}}, upsert=True
+            )
+
+    async def on_triaged(self, record: InboundRecord) -> None:
+        event = parse_cloudevent(record)
+        if event["type"] == "complaint.case.triaged":
+            data = event["data"]
+            revision = int(data.get("revision", 1))
+            # Only a newer decision replaces the one we hold (redeliveries can be late).
+            await self.cases.update_one(
+                {"_id": data["case_number"]},
+                {"$max": {"triage_revision": revision}},
+                upsert=True,
+            )
+            await self.cases.update_one(
+                {"_id": data["case_number"], "triage_revision": revision},
+                {"$set": {"triage": data}},
+            )
+
+    async def on_compensation(self, record: InboundRecord) -> None:
+        event = parse_cloudevent(record)
+        if event["type"] == "complaint.compensation.accepted":
+            data = event["data"]
+            await self.cases.update_one(
+                {"_id": data["case_number"]}, {"$set": {"compensation": data}}, upsert=True
+            )
+
+    # --- actions ---------------------------------------------------------------------
+
+    async def on_action(self, record: InboundRecord) -> None:
+        # This service is the one that dead-letters malformed actions; the others skip them.
+        try:
+            raw = json.loads((record.value or b"").decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InputRejected("invalid_json", f"action is not valid JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise InputRejected("invalid_json", "action is not a JSON object")
+        if raw.get("type") not in KNOWN_ACTIONS:
+            raise InputRejected("unknown_action", f"unknown action type {raw.get('type')!r}")
+        try:
+            action = _ACTION.validate_python(raw)
+        except ValidationError as exc:
+            raise InputRejected("schema_violation", str(exc)) from exc
+        if isinstance(action, Resolve):
+            await self.resolve(action)
+        elif isinstance(action, SurveyResponse):
+            await self.answer(action)
+        elif isinstance(action, FirstResponse):
+            await self.cases.update_one(
+                {"_id": action.case_number, "first_response_at": None},
+                {"$set": {"first_response_at": action.at}},
+                upsert=False,
+            )
+
+    async def zone_for(self, customer_id: str | None) -> ZoneInfo:
+        policy = self.kit.policy.current()
+        customer = await self.customers.find_one({"_id": customer_id}) if customer_id else None
+        try:
+            return ZoneInfo((customer or {}).get("time_zone") or policy.business_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return policy.zone
+
+    async def resolve(self, action: Resolve) -> None:
+        case_number = action.case_number
+        case = await self.cases.find_one({"_id": case_number}) or {"_id": case_number}
+        policy = self.kit.policy.current()
+        opened = case.get("opened") or {}
+        zone = await self.zone_for(opened.get("customer_id"))
+        refund = (case.get("compensation") or {}).get("kind") == "refund"
+        due_at, reasons = followup_due(
+            action.at, zone, refund, policy.followup, country_holidays(policy.followup.holiday_country)
+        )
+        followup_id = followup_id_for(case_number, action.action_id)
+        now = self.kit.clock()
+        raw_action = action.model_dump(mode="json")
+        messages = resolved_messages(case_number, case, raw_action, followup_id, due_at, now)
+        await self.scheduler.schedule(
+            followup_id, case_number, due_at, reasons,
+            channel=opened.get("channel"), customer_id=opened.get("customer_id"),
+            language=opened.get("language"),
+        )
+        applied = await apply_once(
+            self.cases,
+            case_number,
+            action.action_id,
+            {
+                "$set": {
+                    "status": "resolved",
+                    "resolved_at": action.at,
+                    "resolution": raw_action["resolution"],
+                    "current_followup": followup_id,
+                    **add_to_outbox(messages),
+                }
+            },
+        )
+        if applied:
+            resolved = json.loads(messages[1]["value"])["data"]
+            self.resolved.labels(str(resolved["sla_met"]).lower()).inc()
+        await flush_outbox(self.cases, case_number, self.kit.publish)
+
+    async def answer(self, action: SurveyResponse) -> None:
+        case = await self.cases.find_one({"_id": action.case_number})
+        followup_id = (case or {}).get("current_followup")
+        if not followup_id:
+            raise InputRejected("unknown_followup", f"no satisfaction check for {action.case_number}")
+        rules = self.kit.policy.current().followup
+        reopen = action.score <= rules.reopen_max_score
+        reason = f"satisfaction score {action.score}" + (f": {action.comment}" if action.comment else "")
+        messages = answered_messages(
+            action.case_number, followup_id, action.score, reason if reopen else None,
+            self.kit.clock(),
+        )
+        update: dict[str, Any] = {"last_score": action.score, **add_to_outbox(messages)}
+        if reopen:
+            update |= {"status": "reopened", "current_followup": None}
+        applied = await apply_once(
+            self.cases, action.case_number, action.action_id,
+            {"$set": update, **({"$inc": {"reopen_count": 1}} if reopen else {})},
+        )
+        await self.scheduler.mark_answered(followup_id, action.score)
+        if applied:
+            self.answers.labels(str(action.score)).inc()
+        await flush_outbox(self.cases, action.case_number, self.kit.publish)
+
+
+def build(kit: ServiceKit, settings: FollowupSettings) -> FollowupService:
+    service = FollowupService(kit, settings)
+    service.register()
+    return service

@@ -1,0 +1,192 @@
+"""Triage handlers: every opened case and every new message gets a decision with reasons."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter
+
+from schemas.topics import CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
+from services.runtime.customers import apply_profile_record
+from services.runtime.documents import apply_once
+from services.runtime.errors import RetryLater
+from services.runtime.kit import ServiceKit
+from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.records import InboundRecord, parse_cloudevent
+from services.triage.events import (
+    decision_document,
+    decision_from_document,
+    facts_from_opened,
+    triaged_message,
+)
+from services.triage.rules import decide, retriage
+from services.triage.settings import TriageSettings
+
+
+class TriageService:
+    def __init__(self, kit: ServiceKit, settings: TriageSettings) -> None:
+        self.kit = kit
+        self.settings = settings
+        self.cases = kit.db["cases"]
+        self.customers = kit.db["customers"]
+        self.decisions = Counter(
+            "complaints_triaged_total",
+            "Triage decisions by category and urgency",
+            ["category", "urgency"],
+            registry=kit.registry,
+        )
+        self.escalations = Counter(
+            "complaints_escalations_total", "Escalated triage decisions", registry=kit.registry
+        )
+
+    def register(self) -> None:
+        self.kit.on_startup(self.ensure_indexes)
+        self.kit.subscribe(CASES_OPENED, self.on_case_event)
+        self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
+
+    async def ensure_indexes(self) -> None:
+        await self.cases.create_index([("customer_id", 1), ("received_at", 1)])
+
+    async def on_profile(self, record: InboundRecord) -> None:
+        await apply_profile_record(self.customers, record)
+
+    async def on_case_event(self, record: InboundRecord) -> None:
+        event = parse_cloudevent(record)
+        if event["type"] == "complaint.case.opened":
+            await self.on_opened(event)
+        elif event["type"] == "complaint.case.message_added":
+            await self.on_message(event)
+
+    async def on_followup_event(self, record: InboundRecord) -> None:
+        event = parse_cloudevent(record)
+        if event["type"] == "complaint.case.reopened":
+            await self.on_reopened(event)
+
+    async def previous_cases(self, customer_id: str | None, case_number: str, at: datetime) -> int:
+        if not customer_id:
+            return 0
+        window = timedelta(days=self.kit.policy.current().triage.escalation.repeat_window_days)
+        return await self.cases.count_documents(
+            {
+                "customer_id": customer_id,
+                "received_at": {"$gte": at - window, "$lte": at},
+                "_id": {"$ne": case_number},
+            }
+        )
+
+    async def on_opened(self, event: dict[str, Any]) -> None:
+        data = event["data"]
+        case_number = data["case_number"]
+        received_at = datetime.fromisoformat(data["received_at"])
+        customer_id = data.get("customer_id")
+        customer = await self.customers.find_one({"_id": customer_id}) if customer_id else None
+        previous = await self.previous_cases(customer_id, case_number, received_at)
+        policy = self.kit.policy.current()
+        decision = decide(facts_from_opened(data, customer, previous), policy)
+        case = {"opened": data, "customer": customer}
+        message = triaged_message(case, decision, 1, self.kit.clock())
+        applied = await apply_once(
+            self.cases,
+            case_number,
+            event["id"],
+            {
+                "$set": {
+                    "opened": data,
+                    "customer": customer,
+                    "customer_id": customer_id,
+                    "received_at": received_at,
+                    "messages": [],
+                    "decision": decision_document(decision),
+                    "revision": 1,
+                    **add_to_outbox([message]),
+                }
+            },
+        )
+        if applied:
+            self.count(decision.category, decision.urgency, decision.escalated)
+        await flush_outbox(self.cases, case_number, self.kit.publish)
+
+    async def redecide(
+        self, case_number: str, cause_id: str, change: dict[str, Any]
+    ) -> None:
+        """Re-run triage on a stored case with ``change`` applied to its facts."""
+        case = await self.cases.find_one({"_id": case_number})
+        if case is None:
+            raise RetryLater(f"case {case_number} not triaged yet")
+        customer = case.get("customer")
+        previous = await self.previous_cases(case.get("customer_id"), case_number, case["received_at"])
+        messages = [*case.get("messages", []), *change.get("messages", [])]
+        facts = dataclasses.replace(
+            facts_from_opened(case["opened"], customer, previous),
+            received_at=change.get("restart_clock_at", case["received_at"]),
+            later_messages=tuple(messages),
+            minimum_urgency=change.get("minimum_urgency", case.get("minimum_urgency")),
+            minimum_urgency_reason=change.get(
+                "minimum_urgency_reason", case.get("minimum_urgency_reason")
+            ),
+        )
+        policy = self.kit.policy.current()
+        previous_decision = decision_from_document(case["decision"])
+        decision = (
+            decide(facts, policy)
+            if "restart_clock_at" in change
+            else retriage(previous_decision, facts, policy)
+        )
+        revision = int(case["revision"])
+        update: dict[str, Any] = {
+            "messages": messages,
+            "minimum_urgency": facts.minimum_urgency,
+            "minimum_urgency_reason": facts.minimum_urgency_reason,
+        }
+        changed = (
+            decision.urgency != previous_decision.urgency
+            or decision.first_response_due != previous_decision.first_response_due
+            or decision.category != previous_decision.category
+            or change.get("force_publish", False)
+        )
+        if changed:
+            message = triaged_message(case, decision, revision + 1, self.kit.clock())
+            update |= {
+                "decision": decision_document(decision),
+                "revision": revision + 1,
+                **add_to_outbox([message]),
+            }
+        applied = await apply_once(
+            self.cases, case_number, cause_id, {"$set": update}, expect={"revision": revision}
+        )
+        if applied and changed:
+            self.count(decision.category, decision.urgency, decision.escalated)
+        await flush_outbox(self.cases, case_number, self.kit.publish)
+
+    async def on_message(self, event: dict[str, Any]) -> None:
+        data = event["data"]
+        await self.redecide(data["case_number"], event["id"], {"messages": [data.get("text", "")]})
+
+    async def on_reopened(self, event: dict[str, Any]) -> None:
+        data = event["data"]
+        policy = self.kit.policy.current()
+        await self.redecide(
+            data["case_number"],
+            event["id"],
+            {
+                "minimum_urgency": policy.followup.reopen_urgency,
+                "minimum_urgency_reason": f"reopened: {data.get('reason', 'customer unhappy')}",
+                "force_publish": True,
+                # A reopened case is a fresh promise: its deadlines count from now.
+                "restart_clock_at": datetime.fromisoformat(event["time"]),
+            },
+        )
+
+    def count(self, category: str, urgency: str, escalated: bool) -> None:
+        self.decisions.labels(category, urgency).inc()
+        if escalated:
+            self.escalations.inc()
+
+
+def build(kit: ServiceKit, settings: TriageSettings) -> TriageService:
+    service = TriageService(kit, settings)
+    service.register()
+    return service
