@@ -27,7 +27,6 @@ from services.runtime.clock import Clock, system_clock
 from services.runtime.dlq import send_to_dlq
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
-from services.runtime.logs import configure_logging
 from services.runtime.metrics import CommonMetrics
 from services.runtime.records import InboundRecord
 from services.runtime.settings import ServiceSettings
@@ -176,7 +175,6 @@ class ServiceKit:
             return AsgiResponse(b'{"status":"not ready"}', 503, {"content-type": "application/json"})
 
         async def startup() -> None:
-            configure_logging(kit.settings.log_level)
             await ensure_topics(kit.settings.kafka_bootstrap_servers, kit.settings.topic_partitions)
             for hook in kit._startup:
                 await hook()

@@ -1,0 +1,93 @@
+# Complaint-processing platform. `make run` for the demo, `make test` for the whole suite.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE_DIR ?= $(HOME)/.cache/complaints
+UV_VERSION := 0.13.9
+UV_HOME := $(CACHE_DIR)/uv-$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCAL := deploy/local
+
+export COMPLAINTS_CACHE_DIR := $(CACHE_DIR)
+
+.PHONY: help venv infra-fetch infra-up infra-down up down run test test-unit test-integration \
+        lint format schemas dlq-replay clean
+
+help:
+	@echo "make run        set up everything, start the system, feed the samples (Ctrl-C stops)"
+	@echo "make test       install, start what the tests need, run the whole suite"
+	@echo "make test-unit  fast tests only (no servers)"
+	@echo "make up / down  background start (writes .run/endpoints.json) / stop"
+	@echo "make infra-up / infra-down   local Kafka + FerretDB only"
+	@echo "make lint       ruff + mypy --strict;  make schemas  re-export JSON Schema + AsyncAPI"
+
+# --- Python environment (uv, pinned by uv.lock) ------------------------------------
+$(UV):
+	python3 -m venv "$(UV_HOME)"
+	"$(UV_HOME)/bin/pip" install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	"$(UV)" sync --frozen --python python3 --quiet
+	touch $@
+
+venv: $(VENV)/.synced
+
+# --- local infrastructure (no Docker) -----------------------------------------------
+infra-fetch: venv
+	$(LOCAL)/kafka.sh fetch
+	$(LOCAL)/ferretdb.sh build
+
+infra-up: infra-fetch
+	@if [ -z "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then $(LOCAL)/kafka.sh start; \
+	 else echo "using Kafka at $$KAFKA_BOOTSTRAP_SERVERS"; fi
+	@if [ -z "$${MONGODB_URI:-}" ]; then $(LOCAL)/ferretdb.sh start; \
+	 else echo "using MongoDB at $$MONGODB_URI"; fi
+
+infra-down:
+	$(LOCAL)/ferretdb.sh stop
+	$(LOCAL)/kafka.sh stop
+
+# --- the system -------------------------------------------------------------------------
+up: infra-up
+	$(LOCAL)/services.sh start
+
+down:
+	$(LOCAL)/services.sh stop
+	$(LOCAL)/ferretdb.sh stop
+	$(LOCAL)/kafka.sh stop
+
+run: infra-fetch
+	$(LOCAL)/run.sh
+
+dlq-replay: venv
+	$(PY) -m services.runtime.dlq_replay $(ARGS)
+
+# --- tests and checks ---------------------------------------------------------------
+# The test session starts its own Kafka and FerretDB on separate ports (unless
+# KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI are set or a Docker daemon answers).
+test: infra-fetch
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -p no:cacheprovider -m "not integration" $(PYTEST_ARGS)
+
+test-integration: infra-fetch
+	$(PY) -m pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check services schemas tests deploy
+	$(VENV)/bin/ruff format --check services schemas tests deploy
+	$(VENV)/bin/mypy services schemas
+
+format: venv
+	$(VENV)/bin/ruff format services schemas tests deploy
+	$(VENV)/bin/ruff check --fix services schemas tests deploy
+
+schemas: venv
+	$(PY) -m schemas.export
+
+clean: down
+	rm -rf .run

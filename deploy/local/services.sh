@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The four services as background processes, for `make up` / `make run` / `make down`.
+# Usage: services.sh start|stop|status
+source "$(dirname "$0")/common.sh"
+
+SERVICES=(intake triage compensation followup)
+PORT_BASE="${SERVICE_PORT_BASE:-8001}"
+STATE_DIR="$RUN_DIR/services"
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${LOCAL_KAFKA_PORT:-9092}}"
+export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:${LOCAL_MONGO_PORT:-27017}/}"
+
+port_of() { local i; for i in "${!SERVICES[@]}"; do [ "${SERVICES[$i]}" = "$1" ] && echo $((PORT_BASE + i)); done; }
+
+start() {
+  mkdir -p "$STATE_DIR"
+  for name in "${SERVICES[@]}"; do
+    local pidfile="$STATE_DIR/$name.pid"
+    if pid_alive "$pidfile"; then continue; fi
+    log "starting $name on :$(port_of "$name") (log: $STATE_DIR/$name.log)"
+    (cd "$REPO_ROOT" && HTTP_PORT="$(port_of "$name")" setsid nohup "$PYTHON" -m "services.$name" \
+      >> "$STATE_DIR/$name.log" 2>&1 < /dev/null & echo $! > "$pidfile")
+  done
+  local urls=()
+  for name in "${SERVICES[@]}"; do urls+=("$name=http://127.0.0.1:$(port_of "$name")"); done
+  "$PYTHON" "$REPO_ROOT/deploy/local/endpoints.py" --wait 120 --out "$RUN_DIR/endpoints.json" \
+    --kafka "$KAFKA_BOOTSTRAP_SERVERS" --mongo "$MONGODB_URI" "${urls[@]}"
+}
+
+stop() {
+  for name in "${SERVICES[@]}"; do stop_pid "$STATE_DIR/$name.pid" "$name"; done
+}
+
+status() {
+  local rc=0
+  for name in "${SERVICES[@]}"; do
+    if pid_alive "$STATE_DIR/$name.pid"; then echo "$name: running on :$(port_of "$name")"
+    else echo "$name: stopped"; rc=1; fi
+  done
+  return $rc
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
