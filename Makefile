@@ -14,7 +14,7 @@ LOCAL := deploy/local
 export COMPLAINTS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help venv infra-fetch infra-up infra-down up down run test test-unit test-integration \
-        lint format schemas dlq-replay clean
+        lint format schemas clean
 
 help:
 	@echo "make run        set up everything, start the system, feed the samples (Ctrl-C stops)"
@@ -62,13 +62,11 @@ down:
 run: infra-fetch
 	$(LOCAL)/run.sh
 
-dlq-replay: venv
-	$(PY) -m services.runtime.dlq_replay $(ARGS)
-
 # --- tests and checks ---------------------------------------------------------------
 # The test session starts its own Kafka and FerretDB on separate ports (unless
 # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI are set or a Docker daemon answers).
-test: infra-fetch
+test: infra-fetch lint
+	$(PY) -m schemas.export --check
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: venv

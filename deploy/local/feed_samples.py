@@ -63,17 +63,23 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "case.opened":
         return f"opened from {data['channel']} ({data['language']}): {data['subject']}"
     if kind == "case.triaged":
-        return (f"triaged {data['category']} / {data['urgency']}"
-                f"{' (escalated)' if data['escalated'] else ''}, first response due "
-                f"{data['first_response_due']}, resolve by {data['resolution_due']}\n"
-                f"      reasons: {'; '.join(data['reasons'] + data['escalation_reasons'])}")
+        return (
+            f"triaged {data['category']} / {data['urgency']}"
+            f"{' (escalated)' if data['escalated'] else ''}, first response due "
+            f"{data['first_response_due']}, resolve by {data['resolution_due']}\n"
+            f"      reasons: {'; '.join(data['reasons'] + data['escalation_reasons'])}"
+        )
     if kind == "compensation.proposed":
-        options = ", ".join(f"{o['kind']} {o['value']['amount'] if o['value'] else ''}".strip()
-                            for o in data["options"])
+        options = ", ".join(
+            f"{o['kind']} {o['value']['amount'] if o['value'] else ''}".strip()
+            for o in data["options"]
+        )
         return f"offer {data['offer_id']}: {options} (expires {data['expires_at']})"
     if kind == "compensation.approval_requested":
-        return (f"offer {data['offer_id']} needs {data['approver_role']} approval for "
-                f"{data['requested']['amount']} {data['requested']['currency']}")
+        return (
+            f"offer {data['offer_id']} needs {data['approver_role']} approval for "
+            f"{data['requested']['amount']} {data['requested']['currency']}"
+        )
     if kind == "followup.scheduled":
         return f"satisfaction check scheduled for {data['due_at']}"
     if kind == "case.resolved":
@@ -83,8 +89,9 @@ def describe(event: dict[str, Any]) -> str:
 
 async def feed(bootstrap: str, samples: Path, timeout: float) -> int:
     run = uuid.uuid4().hex[:8]
-    consumer = AIOKafkaConsumer(*OUTBOUND, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="latest")
+    consumer = AIOKafkaConsumer(
+        *OUTBOUND, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+    )
     await consumer.start()
     await consumer.seek_to_end()
     for partition in consumer.assignment():
@@ -122,12 +129,17 @@ async def feed(bootstrap: str, samples: Path, timeout: float) -> int:
                 print(f"  {number} {describe(event)}")
                 if event["type"].startswith("complaint.compensation.") and number not in resolving:
                     resolving.add(number)
-                    action = {"action_id": f"demo-{run}-{number}", "case_number": number,
-                              "type": "resolve", "actor": "demo-agent",
-                              "at": datetime.now(UTC).isoformat(),
-                              "resolution": {"summary": "handled in the demo", "root_cause": "one_off"}}
-                    await producer.send_and_wait("cases.actions", json.dumps(action).encode(),
-                                                 key=number.encode())
+                    action = {
+                        "action_id": f"demo-{run}-{number}",
+                        "case_number": number,
+                        "type": "resolve",
+                        "actor": "demo-agent",
+                        "at": datetime.now(UTC).isoformat(),
+                        "resolution": {"summary": "handled in the demo", "root_cause": "one_off"},
+                    }
+                    await producer.send_and_wait(
+                        "cases.actions", json.dumps(action).encode(), key=number.encode()
+                    )
                 if event["type"] == "complaint.case.resolved":
                     finished.add(cases[number])
     await producer.stop()

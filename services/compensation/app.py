@@ -1,4 +1,7 @@
-"""Compensation service: ``faststream run services.compensation.app:app`` or ``python -m services.compensation``."""
+"""The compensation service.
+
+faststream run services.compensation.app:app     (or: python -m services.compensation)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from services.runtime.clock import Clock, system_clock
 from services.runtime.kit import ServiceKit
 
 
-def create_app(settings: CompensationSettings | None = None, clock: Clock = system_clock) -> AsgiFastStream:
+def create_app(
+    settings: CompensationSettings | None = None, clock: Clock = system_clock
+) -> AsgiFastStream:
     settings = settings or CompensationSettings()
     kit = ServiceKit("compensation", settings, clock)
     build(kit, settings)

@@ -75,7 +75,9 @@ def coupon_value(facts: OfferFacts, policy: Policy) -> tuple[Decimal, list[str]]
     rules = policy.compensation
     tier = rules.urgency_coupon_tier[facts.urgency]  # type: ignore[index]
     reasons = [f"{facts.urgency} urgency: coupon tier {tier + 1}"]
-    if (facts.customer_tier or "").lower() in {t.lower() for t in policy.triage.escalation.vip_tiers}:
+    if (facts.customer_tier or "").lower() in {
+        t.lower() for t in policy.triage.escalation.vip_tiers
+    }:
         tier += rules.vip_extra_tiers
         reasons.append(f"VIP customer: {rules.vip_extra_tiers} tier(s) more")
     tier = min(tier, len(rules.coupon_tiers) - 1)

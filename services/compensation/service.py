@@ -28,7 +28,7 @@ from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
 
 LIVE = ("proposed", "pending_approval")
-_ACTION = TypeAdapter[CaseAction](CaseAction)  # type: ignore[valid-type]
+_ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
 COMPENSATION_ACTIONS = {"accept_offer", "approve_compensation", "reject_compensation"}
 
 
@@ -178,7 +178,12 @@ class CompensationService:
                 "offer_not_open", f"offer {offer['offer_id']} is {offer['status']}, not open"
             )
         key = f"offers.{offer['offer_id']}"
-        entry = {"what": "accepted", "at": action.at, "by": action.actor, "option": option["option_id"]}
+        entry = {
+            "what": "accepted",
+            "at": action.at,
+            "by": action.actor,
+            "option": option["option_id"],
+        }
         applied = await apply_once(
             self.cases,
             case["_id"],
@@ -213,10 +218,16 @@ class CompensationService:
             self.outcomes.labels("accepted", case.get("facts", {}).get("category", "other")).inc()
 
     async def approve(
-        self, case: dict[str, Any], offer: dict[str, Any], action: ApproveCompensation, now: datetime
+        self,
+        case: dict[str, Any],
+        offer: dict[str, Any],
+        action: ApproveCompensation,
+        now: datetime,
     ) -> None:
         if offer["status"] != "pending_approval":
-            raise InputRejected("offer_not_pending", f"offer {offer['offer_id']} is {offer['status']}")
+            raise InputRejected(
+                "offer_not_pending", f"offer {offer['offer_id']} is {offer['status']}"
+            )
         policy = self.kit.policy.current()
         approved = {
             **offer,
@@ -234,8 +245,14 @@ class CompensationService:
                     f"{key}.expires_at": approved["expires_at"],
                     **add_to_outbox(proposed_messages(case["_id"], approved, case["facts"], now)),
                 },
-                "$push": {f"{key}.history": {"what": "approved", "at": action.at,
-                                             "by": action.actor, "note": action.note}},
+                "$push": {
+                    f"{key}.history": {
+                        "what": "approved",
+                        "at": action.at,
+                        "by": action.actor,
+                        "note": action.note,
+                    }
+                },
             },
         )
 
@@ -243,15 +260,22 @@ class CompensationService:
         self, case: dict[str, Any], offer: dict[str, Any], action: RejectCompensation, now: datetime
     ) -> None:
         if offer["status"] != "pending_approval":
-            raise InputRejected("offer_not_pending", f"offer {offer['offer_id']} is {offer['status']}")
+            raise InputRejected(
+                "offer_not_pending", f"offer {offer['offer_id']} is {offer['status']}"
+            )
         policy = self.kit.policy.current()
         limit = policy.compensation.system_authority_limit
         # The capped alternative: the same options with goodwill cut to the system's authority.
         options = []
-        for option in offer["options"]:
+        for original in offer["options"]:
+            option = original
             if Decimal(option["goodwill"]) > limit:
-                option = {**option, "value": str(limit), "goodwill": str(limit),
-                          "description": option["description"].split(" ")[0] + f" {limit:,.0f}"}
+                option = {
+                    **option,
+                    "value": str(limit),
+                    "goodwill": str(limit),
+                    "description": option["description"].split(" ")[0] + f" {limit:,.0f}",
+                }
             options.append(option)
         number = len(case.get("offers", {})) + 1
         alternative = {
@@ -262,8 +286,14 @@ class CompensationService:
             "requested_goodwill": str(min(Decimal(offer["requested_goodwill"]), limit)),
             "approver_role": None,
             "expires_at": now + timedelta(hours=policy.compensation.offer_expires_hours),
-            "history": [{"what": "created", "at": now, "by": "system",
-                         "after_rejection_of": offer["offer_id"]}],
+            "history": [
+                {
+                    "what": "created",
+                    "at": now,
+                    "by": "system",
+                    "after_rejection_of": offer["offer_id"],
+                }
+            ],
         }
         key = f"offers.{offer['offer_id']}"
         await apply_once(
@@ -274,10 +304,18 @@ class CompensationService:
                 "$set": {
                     f"{key}.status": "rejected",
                     f"offers.{alternative['offer_id']}": alternative,
-                    **add_to_outbox(proposed_messages(case["_id"], alternative, case["facts"], now)),
+                    **add_to_outbox(
+                        proposed_messages(case["_id"], alternative, case["facts"], now)
+                    ),
                 },
-                "$push": {f"{key}.history": {"what": "rejected", "at": action.at,
-                                             "by": action.actor, "note": action.note}},
+                "$push": {
+                    f"{key}.history": {
+                        "what": "rejected",
+                        "at": action.at,
+                        "by": action.actor,
+                        "note": action.note,
+                    }
+                },
             },
         )
 

@@ -1,4 +1,7 @@
-"""Followup service: ``faststream run services.followup.app:app`` or ``python -m services.followup``."""
+"""The followup service.
+
+faststream run services.followup.app:app     (or: python -m services.followup)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from services.runtime.clock import Clock, system_clock
 from services.runtime.kit import ServiceKit
 
 
-def create_app(settings: FollowupSettings | None = None, clock: Clock = system_clock) -> AsgiFastStream:
+def create_app(
+    settings: FollowupSettings | None = None, clock: Clock = system_clock
+) -> AsgiFastStream:
     settings = settings or FollowupSettings()
     kit = ServiceKit("followup", settings, clock)
     build(kit, settings)

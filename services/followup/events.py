@@ -78,14 +78,26 @@ def resolved_messages(
         OutboundMessage.of(
             CASES_FOLLOWUPS,
             case_number,
-            make_event(event_type="complaint.followup.scheduled", source=SOURCE,
-                       subject=case_number, data=scheduled, time=now, fact=fact),
+            make_event(
+                event_type="complaint.followup.scheduled",
+                source=SOURCE,
+                subject=case_number,
+                data=scheduled,
+                time=now,
+                fact=fact,
+            ),
         ),
         OutboundMessage.of(
             CASES_RESOLVED,
             case_number,
-            make_event(event_type="complaint.case.resolved", source=SOURCE,
-                       subject=case_number, data=resolved, time=now, fact=fact),
+            make_event(
+                event_type="complaint.case.resolved",
+                source=SOURCE,
+                subject=case_number,
+                data=resolved,
+                time=now,
+                fact=fact,
+            ),
         ),
     ]
 
@@ -103,11 +115,17 @@ def sent_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessa
     chosen = language if language in _SURVEY else "en"
     fact = (followup["_id"], "sent")
     sent = make_event(
-        event_type="complaint.followup.sent", source=SOURCE, subject=case_number,
-        data=FollowupSent(case_number=case_number, followup_id=followup["_id"]), time=now, fact=fact,
+        event_type="complaint.followup.sent",
+        source=SOURCE,
+        subject=case_number,
+        data=FollowupSent(case_number=case_number, followup_id=followup["_id"]),
+        time=now,
+        fact=fact,
     )
     invitation = make_event(
-        event_type="complaint.notification.requested", source=SOURCE, subject=case_number,
+        event_type="complaint.notification.requested",
+        source=SOURCE,
+        subject=case_number,
         data=NotificationRequested(
             case_number=case_number,
             channel=Channel(followup.get("channel") or "email"),
@@ -116,7 +134,8 @@ def sent_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessa
             language=chosen,
             body=_SURVEY[chosen].format(case=case_number),
         ),
-        time=now, fact=(followup["_id"], "survey_invitation"),
+        time=now,
+        fact=(followup["_id"], "survey_invitation"),
     )
     return [
         OutboundMessage.of(CASES_FOLLOWUPS, case_number, sent),
@@ -128,16 +147,22 @@ def answered_messages(
     case_number: str, followup_id: str, score: int, reopen_reason: str | None, now: datetime
 ) -> list[OutboundMessage]:
     answered = make_event(
-        event_type="complaint.followup.answered", source=SOURCE, subject=case_number,
+        event_type="complaint.followup.answered",
+        source=SOURCE,
+        subject=case_number,
         data=FollowupAnswered(case_number=case_number, followup_id=followup_id, score=score),
-        time=now, fact=(followup_id, "answered"),
+        time=now,
+        fact=(followup_id, "answered"),
     )
     messages = [OutboundMessage.of(CASES_FOLLOWUPS, case_number, answered)]
     if reopen_reason:
         reopened = make_event(
-            event_type="complaint.case.reopened", source=SOURCE, subject=case_number,
+            event_type="complaint.case.reopened",
+            source=SOURCE,
+            subject=case_number,
             data=CaseReopened(case_number=case_number, reason=reopen_reason),
-            time=now, fact=(followup_id, "reopened"),
+            time=now,
+            fact=(followup_id, "reopened"),
         )
         messages.append(OutboundMessage.of(CASES_FOLLOWUPS, case_number, reopened))
     return messages

@@ -40,7 +40,9 @@ def followup_due(
     """(due time in the customer's zone, the reasons for it)."""
     local = resolved_at.astimezone(zone)
     delay = rules.refund_delay_days if refund else rules.default_delay_days
-    reasons = [f"{delay} days after resolution" + (" (refund takes 3–7 business days)" if refund else "")]
+    reasons = [
+        f"{delay} days after resolution" + (" (refund takes 3–7 business days)" if refund else "")
+    ]
     earliest = local + timedelta(days=rules.min_delay_days)
     latest = local + timedelta(days=rules.max_delay_days)
     opens, closes = time(rules.send_window_start_hour), _closing(rules.send_window_end_hour)
@@ -76,7 +78,9 @@ def followup_due(
             reasons.append(f"kept inside the {rules.max_delay_days}-day limit: last allowed day")
             return close_at, reasons
         day -= timedelta(days=1)
-    reasons.append(f"no working day inside the window: sent at the {rules.max_delay_days}-day limit")
+    reasons.append(
+        f"no working day inside the window: sent at the {rules.max_delay_days}-day limit"
+    )
     return min(max(at(latest.date(), opens), earliest), latest), reasons
 
 

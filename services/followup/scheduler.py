@@ -38,8 +38,10 @@ class FollowupScheduler:
         self.followups = followups
         self.owner = f"{kit.name}-{uuid.uuid4().hex[:8]}"
         self.fired = Counter(
-            "complaints_followups_total", "Follow-up checks by transition",
-            ["transition"], registry=kit.registry,
+            "complaints_followups_total",
+            "Follow-up checks by transition",
+            ["transition"],
+            registry=kit.registry,
         )
 
     async def ensure_indexes(self) -> None:
@@ -51,8 +53,16 @@ class FollowupScheduler:
     ) -> None:
         result = await self.followups.update_one(
             {"_id": followup_id},
-            {"$setOnInsert": {"case_number": case_number, "due_at": due_at, "reasons": reasons,
-                              "status": "scheduled", "lease_until": None, **facts}},
+            {
+                "$setOnInsert": {
+                    "case_number": case_number,
+                    "due_at": due_at,
+                    "reasons": reasons,
+                    "status": "scheduled",
+                    "lease_until": None,
+                    **facts,
+                }
+            },
             upsert=True,
         )
         if result.upserted_id is not None:

@@ -28,7 +28,7 @@ from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
 
-_ACTION = TypeAdapter[CaseAction](CaseAction)  # type: ignore[valid-type]
+_ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
 KNOWN_ACTIONS = {
     "accept_offer", "approve_compensation", "reject_compensation", "resolve",
     "survey_response", "customer_reply", "first_response",
@@ -44,11 +44,15 @@ class FollowupService:
         self.customers = kit.db["customers"]
         self.scheduler = FollowupScheduler(kit, settings, self.followups)
         self.resolved = Counter(
-            "complaints_resolved_total", "Resolved cases by SLA outcome", ["sla_met"],
+            "complaints_resolved_total",
+            "Resolved cases by SLA outcome",
+            ["sla_met"],
             registry=kit.registry,
         )
         self.answers = Counter(
-            "complaints_survey_answers_total", "Satisfaction answers by score", ["score"],
+            "complaints_survey_answers_total",
+            "Satisfaction answers by score",
+            ["score"],
             registry=kit.registry,
         )
 
@@ -141,15 +145,23 @@ class FollowupService:
         zone = await self.zone_for(opened.get("customer_id"))
         refund = (case.get("compensation") or {}).get("kind") == "refund"
         due_at, reasons = followup_due(
-            action.at, zone, refund, policy.followup, country_holidays(policy.followup.holiday_country)
+            action.at,
+            zone,
+            refund,
+            policy.followup,
+            country_holidays(policy.followup.holiday_country),
         )
         followup_id = followup_id_for(case_number, action.action_id)
         now = self.kit.clock()
         raw_action = action.model_dump(mode="json")
         messages = resolved_messages(case_number, case, raw_action, followup_id, due_at, now)
         await self.scheduler.schedule(
-            followup_id, case_number, due_at, reasons,
-            channel=opened.get("channel"), customer_id=opened.get("customer_id"),
+            followup_id,
+            case_number,
+            due_at,
+            reasons,
+            channel=opened.get("channel"),
+            customer_id=opened.get("customer_id"),
             language=opened.get("language"),
         )
         applied = await apply_once(
@@ -175,19 +187,28 @@ class FollowupService:
         case = await self.cases.find_one({"_id": action.case_number})
         followup_id = (case or {}).get("current_followup")
         if not followup_id:
-            raise InputRejected("unknown_followup", f"no satisfaction check for {action.case_number}")
+            raise InputRejected(
+                "unknown_followup", f"no satisfaction check for {action.case_number}"
+            )
         rules = self.kit.policy.current().followup
         reopen = action.score <= rules.reopen_max_score
-        reason = f"satisfaction score {action.score}" + (f": {action.comment}" if action.comment else "")
+        reason = f"satisfaction score {action.score}" + (
+            f": {action.comment}" if action.comment else ""
+        )
         messages = answered_messages(
-            action.case_number, followup_id, action.score, reason if reopen else None,
+            action.case_number,
+            followup_id,
+            action.score,
+            reason if reopen else None,
             self.kit.clock(),
         )
         update: dict[str, Any] = {"last_score": action.score, **add_to_outbox(messages)}
         if reopen:
             update |= {"status": "reopened", "current_followup": None}
         applied = await apply_once(
-            self.cases, action.case_number, action.action_id,
+            self.cases,
+            action.case_number,
+            action.action_id,
             {"$set": update, **({"$inc": {"reopen_count": 1}} if reopen else {})},
         )
         await self.scheduler.mark_answered(followup_id, action.score)

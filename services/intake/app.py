@@ -1,4 +1,7 @@
-"""Intake service: ``faststream run services.intake.app:app`` or ``python -m services.intake``."""
+"""The intake service.
+
+faststream run services.intake.app:app     (or: python -m services.intake)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from services.runtime.clock import Clock, system_clock
 from services.runtime.kit import ServiceKit
 
 
-def create_app(settings: IntakeSettings | None = None, clock: Clock = system_clock) -> AsgiFastStream:
+def create_app(
+    settings: IntakeSettings | None = None, clock: Clock = system_clock
+) -> AsgiFastStream:
     settings = settings or IntakeSettings()
     kit = ServiceKit("intake", settings, clock)
     build(kit, settings)

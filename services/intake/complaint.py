@@ -66,7 +66,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InputRejected("invalid_json", f"payload is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise InputRejected("invalid_json", f"payload is JSON {type(value).__name__}, not an object")
+        raise InputRejected(
+            "invalid_json", f"payload is JSON {type(value).__name__}, not an object"
+        )
     return value
 
 

@@ -81,9 +81,11 @@ def _body_text(message: EmailMessage) -> tuple[str, list[AttachmentInfo]]:
             continue
         content_type = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
-        if disposition == "attachment" or (
-            disposition == "inline" and part.get_filename()
-        ) or not content_type.startswith("text/"):
+        if (
+            disposition == "attachment"
+            or (disposition == "inline" and part.get_filename())
+            or not content_type.startswith("text/")
+        ):
             payload = part.get_payload(decode=True)
             size = len(payload) if isinstance(payload, bytes) else 0
             attachments.append(AttachmentInfo(part.get_filename(), content_type, size))

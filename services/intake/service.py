@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from prometheus_client import Counter
 
+from schemas.common import Channel
 from schemas.inbound import CustomerReply
 from schemas.topics import (
     CASE_ACTIONS,
@@ -36,7 +37,6 @@ from services.runtime.errors import InputRejected, RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import flush_outbox
 from services.runtime.records import InboundRecord
-from schemas.common import Channel
 
 log = logging.getLogger(__name__)
 

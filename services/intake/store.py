@@ -42,6 +42,7 @@ class IntakeStore:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert counter is not None  # upsert with AFTER always returns the document
         return int(counter["seq"])
 
     # --- source claims ---------------------------------------------------------------
@@ -64,7 +65,9 @@ class IntakeStore:
     async def case_for_sources(self, source_keys: list[str]) -> str | None:
         if not source_keys:
             return None
-        found = await self.sources.find_one({"_id": {"$in": source_keys}, "kind": {"$ne": "ignored"}})
+        found = await self.sources.find_one(
+            {"_id": {"$in": source_keys}, "kind": {"$ne": "ignored"}}
+        )
         return str(found["case_number"]) if found else None
 
     async def claim_fingerprint(
@@ -77,6 +80,7 @@ class IntakeStore:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert claim is not None  # upsert with AFTER always returns the document
         if claim["source_key"] == source_key or claim["at"] >= window_start:
             return str(claim["source_key"])
         # The earlier claim is outside the window: take it over, unless someone just did.

@@ -8,7 +8,7 @@ from aiokafka.errors import KafkaError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 
 
-class InputRejected(Exception):  # noqa: N818 (a verdict, not an error in our code)
+class InputRejected(Exception):
     """The record can never be processed as it is; it belongs in the DLQ."""
 
     def __init__(self, code: str, reason: str) -> None:
@@ -18,7 +18,7 @@ class InputRejected(Exception):  # noqa: N818 (a verdict, not an error in our co
         self.reason = reason
 
 
-class RetryLater(Exception):  # noqa: N818
+class RetryLater(Exception):
     """Something this record depends on has not arrived yet; redeliver it later."""
 
 

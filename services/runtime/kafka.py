@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -49,10 +50,9 @@ async def ensure_topics(bootstrap_servers: str, partitions: int) -> None:
             if spec.name not in existing
         ]
         if wanted:
-            try:
+            # Another service may have created them a moment ago.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another service created them first
             log.info("created topics %s", [topic.name for topic in wanted])
     finally:
         await admin.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 RecordHandler = Callable[[InboundRecord], Awaitable[None]]
+BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
 
 # A record whose dependency never arrives is dead-lettered after this many tries.
 MAX_RETRY_LATER_ATTEMPTS = 20
@@ -52,7 +53,9 @@ class ServiceKit:
         self.clock = clock
         self.registry = CollectorRegistry()
         self.metrics = CommonMetrics(self.registry, name)
-        self.broker: KafkaBroker = build_broker(settings.kafka_bootstrap_servers, name, self.registry)
+        self.broker: KafkaBroker = build_broker(
+            settings.kafka_bootstrap_servers, name, self.registry
+        )
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000
         )
@@ -60,7 +63,7 @@ class ServiceKit:
         self.policy = PolicySource(settings.policy_file)
         self._attempts: dict[str, int] = {}
         self._startup: list[Callable[[], Awaitable[None]]] = []
-        self._background: list[Callable[[], Awaitable[None]]] = []
+        self._background: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- consuming -----------------------------------------------------------------
@@ -105,7 +108,11 @@ class ServiceKit:
             log.warning(
                 "transient failure, record will be redelivered: %s",
                 type(outage).__name__,
-                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
             )
             await self._back_off(record, type(outage).__name__, attempts)
             raise
@@ -125,8 +132,13 @@ class ServiceKit:
         await send_to_dlq(self.broker, record, reason, self.name, self.clock())
         self.metrics.dlq_records.labels(self.name, record.topic, code).inc()
         log.warning(
-            "record rejected to DLQ", extra={"topic": record.topic, "offset": record.offset,
-                                             "partition": record.partition, "reason": code},
+            "record rejected to DLQ",
+            extra={
+                "topic": record.topic,
+                "offset": record.offset,
+                "partition": record.partition,
+                "reason": code,
+            },
         )
 
     # --- publishing ----------------------------------------------------------------
@@ -147,7 +159,7 @@ class ServiceKit:
     def on_startup(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._startup.append(hook)
 
-    def background(self, loop: Callable[[], Awaitable[None]]) -> None:
+    def background(self, loop: BackgroundLoop) -> None:
         """A coroutine that runs for the service's lifetime (schedulers, watchers)."""
         self._background.append(loop)
 
@@ -171,8 +183,12 @@ class ServiceKit:
         @get(include_in_schema=False)
         async def readyz(scope: Any) -> AsgiResponse:
             if await kit.ready():
-                return AsgiResponse(b'{"status":"ready"}', 200, {"content-type": "application/json"})
-            return AsgiResponse(b'{"status":"not ready"}', 503, {"content-type": "application/json"})
+                return AsgiResponse(
+                    b'{"status":"ready"}', 200, {"content-type": "application/json"}
+                )
+            return AsgiResponse(
+                b'{"status":"not ready"}', 503, {"content-type": "application/json"}
+            )
 
         async def startup() -> None:
             await ensure_topics(kit.settings.kafka_bootstrap_servers, kit.settings.topic_partitions)

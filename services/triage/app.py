@@ -1,16 +1,21 @@
-"""Triage service: ``faststream run services.triage.app:app`` or ``python -m services.triage``."""
+"""The triage service.
+
+faststream run services.triage.app:app     (or: python -m services.triage)
+"""
 
 from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from services.triage.service import build
-from services.triage.settings import TriageSettings
 from services.runtime.clock import Clock, system_clock
 from services.runtime.kit import ServiceKit
+from services.triage.service import build
+from services.triage.settings import TriageSettings
 
 
-def create_app(settings: TriageSettings | None = None, clock: Clock = system_clock) -> AsgiFastStream:
+def create_app(
+    settings: TriageSettings | None = None, clock: Clock = system_clock
+) -> AsgiFastStream:
     settings = settings or TriageSettings()
     kit = ServiceKit("triage", settings, clock)
     build(kit, settings)

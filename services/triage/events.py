@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.cloudevents import make_event
-from schemas.common import Money
+from schemas.common import Money, Urgency
 from schemas.events import CaseTriaged
 from schemas.topics import CASES_TRIAGED
 from services.runtime.kafka import OutboundMessage
@@ -62,7 +62,7 @@ def triaged_message(
     data = CaseTriaged(
         case_number=opened["case_number"],
         category=decision.category,
-        urgency=decision.urgency,  # type: ignore[arg-type]
+        urgency=Urgency(decision.urgency),
         reasons=decision.reasons,
         first_response_due=decision.first_response_due,
         resolution_due=decision.resolution_due,

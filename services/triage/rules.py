@@ -98,7 +98,10 @@ def _escalations(facts: CaseFacts, policy: Policy) -> list[str]:
     if customer is not None:
         if customer.tier and customer.tier.lower() in {t.lower() for t in rules.vip_tiers}:
             reasons.append(f"VIP customer (tier {customer.tier})")
-        elif customer.lifetime_value is not None and customer.lifetime_value >= rules.vip_lifetime_value:
+        elif (
+            customer.lifetime_value is not None
+            and customer.lifetime_value >= rules.vip_lifetime_value
+        ):
             reasons.append(
                 f"high-value customer (lifetime value {customer.lifetime_value:,.0f} ≥ "
                 f"{rules.vip_lifetime_value:,.0f})"

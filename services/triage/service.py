@@ -109,19 +109,19 @@ class TriageService:
             self.count(decision.category, decision.urgency, decision.escalated)
         await flush_outbox(self.cases, case_number, self.kit.publish)
 
-    async def redecide(
-        self, case_number: str, cause_id: str, change: dict[str, Any]
-    ) -> None:
+    async def redecide(self, case_number: str, cause_id: str, change: dict[str, Any]) -> None:
         """Re-run triage on a stored case with ``change`` applied to its facts."""
         case = await self.cases.find_one({"_id": case_number})
         if case is None:
             raise RetryLater(f"case {case_number} not triaged yet")
         customer = case.get("customer")
-        previous = await self.previous_cases(case.get("customer_id"), case_number, case["received_at"])
+        previous = await self.previous_cases(
+            case.get("customer_id"), case_number, case["received_at"]
+        )
         messages = [*case.get("messages", []), *change.get("messages", [])]
         facts = dataclasses.replace(
             facts_from_opened(case["opened"], customer, previous),
-            received_at=change.get("restart_clock_at", case["received_at"]),
+            received_at=change.get("restart_clock_at") or case["received_at"],
             later_messages=tuple(messages),
             minimum_urgency=change.get("minimum_urgency", case.get("minimum_urgency")),
             minimum_urgency_reason=change.get(

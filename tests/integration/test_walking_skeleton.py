@@ -59,9 +59,11 @@ async def test_sample_email_flows_through_all_four_services(
     assert offer.data["policy_version"]
 
     ack = await reader.wait_for(
-        lambda s: s.type == "complaint.notification.requested"
-        and s.data.get("case_number") == case
-        and s.data.get("template", "").startswith("case_acknowledgement")
+        lambda s: (
+            s.type == "complaint.notification.requested"
+            and s.data.get("case_number") == case
+            and s.data.get("template", "").startswith("case_acknowledgement")
+        )
     )
     assert case in ack[0].data["body"]
 
@@ -94,8 +96,10 @@ async def test_same_email_twice_makes_one_case(
     system: Any, upstream: Upstream, reader: EventReader, samples: Path
 ) -> None:
     message_id = f"dup-{uuid.uuid4().hex}@mail.example.com"
-    raw = (samples / "email-double-charge.eml").read_bytes().replace(
-        b"sample-001@mail.example.com", message_id.encode()
+    raw = (
+        (samples / "email-double-charge.eml")
+        .read_bytes()
+        .replace(b"sample-001@mail.example.com", message_id.encode())
     )
     # One key: the three records share a partition and are processed in order, so once
     # the sentinel's case is open both copies before it have been handled.
@@ -133,8 +137,10 @@ async def test_malformed_json_goes_to_dlq_and_the_next_record_is_processed(
     await upstream.send_json("complaints.inbound.social", good_post, key=key.decode())
 
     (rejected,) = await reader.wait_for(
-        lambda s: s.type == "complaint.input.rejected"
-        and base64.b64decode(s.data.get("original", "")) == broken
+        lambda s: (
+            s.type == "complaint.input.rejected"
+            and base64.b64decode(s.data.get("original", "")) == broken
+        )
     )
     assert rejected.topic == "complaints.dlq"
     assert rejected.data["topic"] == "complaints.inbound.social"
@@ -181,9 +187,11 @@ async def test_redelivered_case_event_changes_nothing(
     }
     await upstream.send_json("cases.opened", follow_up, key=case)
     await reader.wait_for(
-        lambda s: s.type == "complaint.case.triaged"
-        and s.data.get("case_number") == case
-        and s.data.get("category") == "legal"
+        lambda s: (
+            s.type == "complaint.case.triaged"
+            and s.data.get("case_number") == case
+            and s.data.get("category") == "legal"
+        )
     )
     revisions = [s.data["revision"] for s in reader.of_case(case, "complaint.case.triaged")]
     assert revisions == [1, 2]

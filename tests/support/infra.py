@@ -120,7 +120,9 @@ async def probe_versions(infra: Infra) -> None:
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
-        infra.kafka_version += f"; cluster {cluster['cluster_id']}, {len(cluster['brokers'])} broker(s)"
+        infra.kafka_version += (
+            f"; cluster {cluster['cluster_id']}, {len(cluster['brokers'])} broker(s)"
+        )
     finally:
         await admin.close()
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)

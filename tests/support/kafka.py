@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -92,21 +93,23 @@ class EventReader:
                 return found
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                recent = [f"{s.topic}:{s.type}:{s.data.get('case_number')}" for s in self.seen[-15:]]
+                recent = [
+                    f"{s.topic}:{s.type}:{s.data.get('case_number')}" for s in self.seen[-15:]
+                ]
                 raise AssertionError(
                     f"timed out after {timeout}s waiting for {count} event(s); "
                     f"found {len(found)}; last seen: {recent}"
                 )
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-            except TimeoutError:
-                pass
 
     def of_case(self, case_number: str, event_type: str | None = None) -> list[Seen]:
         return self.matching(
-            lambda s: s.data.get("case_number") == case_number
-            and (event_type is None or s.type == event_type)
+            lambda s: (
+                s.data.get("case_number") == case_number
+                and (event_type is None or s.type == event_type)
+            )
         )
 
 

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from services.policy import PolicyError, PolicySource, load_policy
+from services.policy.model import DEFAULT_POLICY_FILE
+
+
+def test_bundled_policy_matches_policy_md() -> None:
+    policy = load_policy()
+    assert policy.business_time_zone == "Asia/Taipei"
+    assert policy.currency == "TWD"
+    targets = {name: (t.respond_within_hours, t.resolve_within_hours)
+               for name, t in policy.triage.urgency.items()}  # fmt: skip
+    assert targets == {"urgent": (2, 24), "high": (4, 48), "normal": (24, 72)}
+    assert policy.triage.channel_first_response_minutes == {"email": 1440, "social": 60, "app": 15}
+    assert policy.triage.escalation.repeat_window_days == 30
+    assert policy.triage.escalation.influencer_followers == 10_000
+    assert str(policy.triage.escalation.vip_lifetime_value) == "50000"
+    comp = policy.compensation
+    assert (comp.system_authority_limit, comp.supervisor_authority_limit) == (500, 3000)
+    assert comp.customer_goodwill_cap == 2000 and comp.customer_cap_window_days == 90
+    assert comp.offer_expires_hours == 72
+    follow = policy.followup
+    assert (follow.default_delay_days, follow.refund_delay_days) == (3, 7)
+    assert (follow.send_window_start_hour, follow.send_window_end_hour) == (9, 20)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda text: text.replace('version = "2026.11-1"', 'version = ""'), "version"),
+        (
+            lambda text: text.replace("respond_within_hours = 2\n", "respond_within_hours = -2\n"),
+            "respond_within_hours",
+        ),
+        (
+            lambda text: text.replace(
+                'business_time_zone = "Asia/Taipei"', 'business_time_zone = "Mars/Olympus"'
+            ),
+            "time zone",
+        ),
+        (lambda text: text + "\n[[[ not toml", "not valid TOML"),
+        (
+            lambda text: text.replace(
+                'system_authority_limit = "500"', 'system_authority_limit = "5000"'
+            ),
+            "supervisor_authority_limit",
+        ),
+    ],
+)
+def test_bad_policy_file_is_refused_with_a_clear_message(
+    tmp_path: Path, edit: object, message: str
+) -> None:
+    bad = tmp_path / "policy.toml"
+    bad.write_text(edit(DEFAULT_POLICY_FILE.read_text(encoding="utf-8")), encoding="utf-8")  # type: ignore[operator]
+    with pytest.raises(PolicyError, match=message):
+        load_policy(bad)
+
+
+def test_reload_picks_up_edits_and_keeps_the_old_policy_on_a_bad_edit(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEFAULT_POLICY_FILE, path)
+    source = PolicySource(path)
+    assert source.current().version == "2026.11-1"
+
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace('version = "2026.11-1"', 'version = "2026.11-2"'), encoding="utf-8"
+    )
+    os.utime(path, (1, 1))  # a distinct mtime, whatever the file system's resolution
+    assert source.current().version == "2026.11-2"
+
+    path.write_text("version = 3\n", encoding="utf-8")
+    os.utime(path, (2, 2))
+    assert source.current().version == "2026.11-2"
+    assert source.last_error and "invalid" in source.last_error
