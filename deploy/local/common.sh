@@ -7,11 +7,40 @@ RUN_DIR="${COMPLAINTS_RUN_DIR:-$REPO_ROOT/.run}"
 PYTHON="${PYTHON:-$REPO_ROOT/.venv/bin/python}"
 mkdir -p "$CACHE_DIR" "$RUN_DIR"
 
-log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2 2>/dev/null || true; }  # never fails: stdout may be a closed pipe
 
 # pid_alive FILE: true when FILE names a running process.
 pid_alive() {
   [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# spawn PIDFILE LOGFILE CMD...: start CMD in its own session (so a Ctrl-C meant for the
+# caller does not reach it) and record ITS pid. The child writes its own pid before exec:
+# `$!` would name a short-lived parent when setsid has to fork.
+spawn() {
+  local pidfile="$1" logfile="$2"
+  shift 2
+  rm -f "$pidfile"
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >> "$logfile" 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do
+    [ -s "$pidfile" ] && return 0
+    sleep 0.05
+  done
+  log "could not start: $*"
+  return 1
+}
+
+# port_free PORT: true when nothing listens on 127.0.0.1:PORT.
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# require_port PORT WHAT HINT: fail with a clear message when the port is taken.
+require_port() {
+  if ! port_free "$1"; then
+    log "port $1 for $2 is already in use by another process; $3"
+    return 1
+  fi
 }
 
 # stop_pid FILE NAME: SIGTERM, wait up to 30 s for a clean exit, then SIGKILL.

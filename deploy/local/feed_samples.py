@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 OUTBOUND = ["cases.opened", "cases.triaged", "cases.compensation", "cases.followups",
             "cases.resolved", "complaints.dlq"]  # fmt: skip

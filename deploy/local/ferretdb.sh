@@ -27,11 +27,11 @@ start() {
     return 0
   fi
   build
+  require_port "$MONGO_PORT" FerretDB "stop it, or set LOCAL_MONGO_PORT / MONGODB_URI"
   mkdir -p "$STATE_DIR/data"
   log "starting FerretDB on $URI (log: $STATE_DIR/ferretdb.log)"
-  setsid nohup "$BIN" -listen "127.0.0.1:$MONGO_PORT" -data "$STATE_DIR/data" \
-    > "$STATE_DIR/ferretdb.log" 2>&1 < /dev/null &
-  echo $! > "$PIDFILE"
+  spawn "$PIDFILE" "$STATE_DIR/ferretdb.log" \
+    "$BIN" -listen "127.0.0.1:$MONGO_PORT" -data "$STATE_DIR/data"
   "$PYTHON" "$REPO_ROOT/deploy/local/probe.py" mongo "$URI" --timeout 60 --pid "$(cat "$PIDFILE")"
 }
 

@@ -66,6 +66,8 @@ start() {
     return 0
   fi
   fetch
+  require_port "$KAFKA_PORT" Kafka "stop it, or set LOCAL_KAFKA_PORT / KAFKA_BOOTSTRAP_SERVERS"
+  require_port "$CONTROLLER_PORT" "the Kafka controller" "set LOCAL_KAFKA_CONTROLLER_PORT"
   write_config
   local java_opts="-Xmx512m -Xms256m -XX:+UseG1GC -Dlog4j2.configurationFile=$STATE_DIR/log4j2.properties"
   if [ ! -f "$STATE_DIR/data/meta.properties" ]; then
@@ -76,10 +78,9 @@ start() {
       -c "$STATE_DIR/server.properties" -g > "$STATE_DIR/format.log" 2>&1
   fi
   log "starting Kafka $KAFKA_VERSION on $BOOTSTRAP (log: $STATE_DIR/server.log)"
-  # setsid: the broker must outlive the make process that started it and not get its Ctrl-C.
-  setsid nohup java $java_opts -cp "$LIB_DIR/*" kafka.Kafka "$STATE_DIR/server.properties" \
-    > "$STATE_DIR/stdout.log" 2>&1 < /dev/null &
-  echo $! > "$PIDFILE"
+  # shellcheck disable=SC2086 # java_opts is a list of options
+  spawn "$PIDFILE" "$STATE_DIR/stdout.log" \
+    java $java_opts -cp "$LIB_DIR/*" kafka.Kafka "$STATE_DIR/server.properties"
   "$PYTHON" "$REPO_ROOT/deploy/local/probe.py" kafka "$BOOTSTRAP" --timeout 120 --pid "$(cat "$PIDFILE")"
 }
 

@@ -8,9 +8,13 @@ HERE="$REPO_ROOT/deploy/local"
 started=()
 cleanup() {
   trap - INT TERM EXIT
+  # Ctrl-C also ends a `| tee` reading our output: keep stopping even if writes fail.
+  trap '' PIPE
+  set +e
   echo
   log "stopping what this run started: ${started[*]:-nothing}"
-  for ((i=${#started[@]}-1; i>=0; i--)); do "$HERE/${started[$i]}.sh" stop || true; done
+  for ((i=${#started[@]}-1; i>=0; i--)); do "$HERE/${started[$i]}.sh" stop; done
+  return 0
 }
 trap cleanup INT TERM EXIT
 

@@ -9,21 +9,33 @@ STATE_DIR="$RUN_DIR/services"
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${LOCAL_KAFKA_PORT:-9092}}"
 export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:${LOCAL_MONGO_PORT:-27017}/}"
 
-port_of() { local i; for i in "${!SERVICES[@]}"; do [ "${SERVICES[$i]}" = "$1" ] && echo $((PORT_BASE + i)); done; }
+port_of() {
+  local i
+  for i in "${!SERVICES[@]}"; do
+    if [ "${SERVICES[$i]}" = "$1" ]; then echo $((PORT_BASE + i)); return 0; fi
+  done
+  return 1
+}
 
 start() {
   mkdir -p "$STATE_DIR"
   for name in "${SERVICES[@]}"; do
     local pidfile="$STATE_DIR/$name.pid"
     if pid_alive "$pidfile"; then continue; fi
-    log "starting $name on :$(port_of "$name") (log: $STATE_DIR/$name.log)"
-    (cd "$REPO_ROOT" && HTTP_PORT="$(port_of "$name")" setsid nohup "$PYTHON" -m "services.$name" \
-      >> "$STATE_DIR/$name.log" 2>&1 < /dev/null & echo $! > "$pidfile")
+    local port
+    port="$(port_of "$name")"
+    require_port "$port" "$name" "stop it, or set SERVICE_PORT_BASE"
+    log "starting $name on :$port (log: $STATE_DIR/$name.log)"
+    (cd "$REPO_ROOT" && spawn "$pidfile" "$STATE_DIR/$name.log" \
+      env HTTP_PORT="$port" "$PYTHON" -m "services.$name")
   done
   local urls=()
   for name in "${SERVICES[@]}"; do urls+=("$name=http://127.0.0.1:$(port_of "$name")"); done
   "$PYTHON" "$REPO_ROOT/deploy/local/endpoints.py" --wait 120 --out "$RUN_DIR/endpoints.json" \
     --kafka "$KAFKA_BOOTSTRAP_SERVERS" --mongo "$MONGODB_URI" "${urls[@]}"
+  for name in "${SERVICES[@]}"; do
+    pid_alive "$STATE_DIR/$name.pid" || { log "$name exited; see $STATE_DIR/$name.log"; return 1; }
+  done
 }
 
 stop() {

@@ -72,7 +72,7 @@ class TriageService:
         return await self.cases.count_documents(
             {
                 "customer_id": customer_id,
-                "received_at": {"$gte": at - window, "$lte": at},
+                "received_at": {"$gte": at - window, "$lt": at},
                 "_id": {"$ne": case_number},
             }
         )
