@@ -14,7 +14,7 @@ LOCAL := deploy/local
 export COMPLAINTS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help venv infra-fetch infra-up infra-down up down run test test-unit test-integration \
-        lint format schemas clean
+        lint format schemas dlq-replay clean
 
 help:
 	@echo "make run        set up everything, start the system, feed the samples (Ctrl-C stops)"
@@ -23,6 +23,7 @@ help:
 	@echo "make up / down  background start (writes .run/endpoints.json) / stop"
 	@echo "make infra-up / infra-down   local Kafka + FerretDB only"
 	@echo "make lint       ruff + mypy --strict;  make schemas  re-export JSON Schema + AsyncAPI"
+	@echo "make dlq-replay ARGS='--topic T --apply'   re-feed dead-lettered records after a fix"
 
 # --- Python environment (uv, pinned by uv.lock) ------------------------------------
 $(UV):
@@ -61,6 +62,10 @@ down:
 
 run: infra-fetch
 	$(LOCAL)/run.sh
+
+# Re-feed dead-lettered records after a fix, e.g. ARGS="--topic complaints.inbound.app --apply"
+dlq-replay: venv
+	$(PY) -m services.runtime.dlq_replay $(ARGS)
 
 # --- tests and checks ---------------------------------------------------------------
 # The test session starts its own Kafka and FerretDB on separate ports (unless

@@ -160,6 +160,9 @@ class InputRejected(_Data):
     original: str  # base64 of the exact record value
     key: str | None = None  # base64 of the record key, when there was one
     service: str | None = None
+    reason_code: str | None = None  # short fixed vocabulary, e.g. invalid_json
+    # When the record counted as received: a replay keeps the original deadlines.
+    received_at: Timestamp | None = None
 
 
 # Event type names, with the data model each one carries, for the exports.

@@ -89,12 +89,19 @@ def describe(event: dict[str, Any]) -> str:
 
 async def feed(bootstrap: str, samples: Path, timeout: float) -> int:
     run = uuid.uuid4().hex[:8]
-    consumer = AIOKafkaConsumer(
-        *OUTBOUND, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
-    await consumer.seek_to_end()
-    for partition in consumer.assignment():
+    # Assign explicitly after a metadata refresh: the services created these topics a
+    # moment ago, and a name subscription would only notice them at the next refresh.
+    await consumer.topics()
+    partitions = [
+        TopicPartition(topic, number)
+        for topic in OUTBOUND
+        for number in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for partition in partitions:
         await consumer.position(partition)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()

@@ -22,7 +22,13 @@ _QUOTE_HEADER = re.compile(
     re.IGNORECASE,
 )
 # Fallback charsets for parts whose declared charset is wrong or missing, in order.
-_FALLBACK_CHARSETS = ("utf-8", "big5hkscs", "gb18030", "cp1252")
+_FALLBACK_CHARSETS = ("big5hkscs", "gb18030", "cp1252")
+# Labels that mail clients use for what is really a superset: Big5 mail is often
+# Big5-HKSCS/cp950, GB2312 is usually GBK/GB18030, ISO-8859-1 is usually Windows-1252.
+_WIDER = {
+    "big5": "big5hkscs", "cp950": "big5hkscs", "gb2312": "gb18030", "gbk": "gb18030",
+    "iso-8859-1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,12 +65,11 @@ def _decode_part(part: Message) -> str:
     if not isinstance(payload, bytes):
         return ""
     declared = part.get_content_charset()
-    candidates = ((declared,) if declared else ()) + _FALLBACK_CHARSETS
+    # Strict UTF-8 first: text in any other charset almost never validates as UTF-8,
+    # and UTF-8 mislabelled as something else is the most common mislabelling.
+    candidates = ("utf-8", *((declared,) if declared else ()), *_FALLBACK_CHARSETS)
     for charset in candidates:
-        # Big5 mail is often really Big5-HKSCS or cp950; GB2312 is usually GBK/GB18030.
-        widened = {"big5": "big5hkscs", "gb2312": "gb18030", "gbk": "gb18030"}.get(
-            charset.lower(), charset
-        )
+        widened = _WIDER.get(charset.lower(), charset)
         try:
             return payload.decode(widened)
         except (LookupError, UnicodeDecodeError):

@@ -15,7 +15,7 @@ from services.runtime.records import InboundRecord
 
 
 def rejection_message(
-    record: InboundRecord, reason: str, service: str, now: datetime
+    record: InboundRecord, reason: str, service: str, now: datetime, code: str | None = None
 ) -> OutboundMessage:
     data = InputRejected(
         topic=record.topic,
@@ -25,6 +25,8 @@ def rejection_message(
         original=base64.b64encode(record.value or b"").decode("ascii"),
         key=base64.b64encode(record.key).decode("ascii") if record.key is not None else None,
         service=service,
+        reason_code=code,
+        received_at=record.received_at,
     )
     event = make_event(
         event_type="complaint.input.rejected",
@@ -40,6 +42,11 @@ def rejection_message(
 
 
 async def send_to_dlq(
-    broker: KafkaBroker, record: InboundRecord, reason: str, service: str, now: datetime
+    broker: KafkaBroker,
+    record: InboundRecord,
+    reason: str,
+    service: str,
+    now: datetime,
+    code: str | None = None,
 ) -> None:
-    await publish_outbound(broker, [rejection_message(record, reason, service, now)])
+    await publish_outbound(broker, [rejection_message(record, reason, service, now, code)])

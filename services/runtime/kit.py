@@ -129,7 +129,7 @@ class ServiceKit:
         await asyncio.sleep(delay)  # pacing redelivery during an outage, not synchronisation
 
     async def reject(self, record: InboundRecord, code: str, reason: str) -> None:
-        await send_to_dlq(self.broker, record, reason, self.name, self.clock())
+        await send_to_dlq(self.broker, record, reason, self.name, self.clock(), code)
         self.metrics.dlq_records.labels(self.name, record.topic, code).inc()
         log.warning(
             "record rejected to DLQ",
