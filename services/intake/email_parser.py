@@ -17,7 +17,7 @@ _AUTO_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _QUOTE_HEADER = re.compile(
-    r"^(On .{4,200}wrote:|於.{2,100}寫道：?|在.{2,100}写道：?|-{2,} ?Original Message ?-{2,}|"
+    r"^(On .{4,200}wrote:|.{0,60}(於|在).{2,100}(寫道|写道)[:：]?|-{2,} ?Original Message ?-{2,}|"
     r"-{2,} ?原始郵件 ?-{2,}|From: .+)$",
     re.IGNORECASE,
 )
@@ -141,10 +141,13 @@ def _auto_reply_reason(message: EmailMessage, subject: str) -> str | None:
 
 def _header(message: EmailMessage, name: str) -> str:
     try:
-        value = message.get(name)
+        value = str(message.get(name) or "")
     except Exception:  # a malformed encoded-word must not sink the whole message
         return ""
-    return str(value or "").strip()
+    # Raw 8-bit header bytes arrive as surrogate escapes: recover UTF-8, else replace.
+    if any("\udc80" <= char <= "\udcff" for char in value):
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value.strip()
 
 
 def parse_email(raw: bytes) -> ParsedEmail:

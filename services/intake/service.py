@@ -155,7 +155,9 @@ class IntakeService:
         now = self.kit.clock()
         if claimed["kind"] == "opened":
             customer = await self.store.find_customer(complaint.identities)
-            customer_id = str(customer["_id"]) if customer else None
+            # The app is signed in: its customer id stands even before the CRM profile arrives.
+            stated = next((value for kind, value in complaint.identities if kind == "id"), None)
+            customer_id = str(customer["_id"]) if customer else stated
             async with self.kit.timed("create_case"):
                 await self.store.create_case(
                     open_case(complaint, case_number, customer_id, policy, now)
