@@ -84,7 +84,7 @@ async def test_every_random_record_is_accounted_for(
             continue  # an identical record is a redelivery: it legitimately makes nothing
         sent.append((topic, raw, _outcome(topic, raw)))
         await upstream.send(topic, raw, key=f"rnd-{run}".encode())
-    for topic, raw, ref in sent:
+    for _topic, raw, ref in sent:
         if ref == "":
             continue  # an auto-reply opens nothing by design
         if ref is None:
