@@ -27,6 +27,7 @@ from services.runtime.clock import Clock, system_clock
 from services.runtime.dlq import send_to_dlq
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
+from services.runtime.logs import quiet_payload_loggers
 from services.runtime.metrics import CommonMetrics
 from services.runtime.records import InboundRecord
 from services.runtime.settings import ServiceSettings
@@ -48,6 +49,7 @@ def _raw_bytes_decoder(message: Any) -> Any:
 
 class ServiceKit:
     def __init__(self, name: str, settings: ServiceSettings, clock: Clock = system_clock) -> None:
+        quiet_payload_loggers()
         self.name = name
         self.settings = settings
         self.clock = clock

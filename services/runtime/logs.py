@@ -41,11 +41,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Libraries that log whole records or documents below WARNING (aiokafka's producer logs
+# values at DEBUG, PyMongo's command logger logs documents): never below WARNING, whatever
+# LOG_LEVEL says, because those payloads carry customers' names, addresses and phones.
+PAYLOAD_LOGGERS = ("aiokafka", "pymongo", "kafka")
+
+
+def quiet_payload_loggers() -> None:
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING or logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_payload_loggers()
     # aiokafka reports every reconnect attempt at ERROR; readiness covers that.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

@@ -9,6 +9,7 @@ use the same samples in this session are neither id- nor content-duplicates of t
 from __future__ import annotations
 
 import base64
+import logging
 import json
 import re
 import uuid
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.kafka import EventReader, Seen, Upstream
@@ -104,10 +106,15 @@ def check_opened(opened: Seen, expect: dict[str, Any]) -> None:
         assert got == expect["attachments"]
 
 
+PERSONAL = ("chen.mei@example.net", "huang.wei@example.com", "amy@example.com", "+886912345678",
+            "0912-345-678", "陳小姐", "黃先生", "林小姐", "王先生", "amy.lin")  # fmt: skip
+
+
 @pytest.mark.timeout(180)
 async def test_every_corpus_input_produces_exactly_what_it_should(
-    system: Any, upstream: Upstream, reader: EventReader
+    system: Any, upstream: Upstream, reader: EventReader, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     run = uuid.uuid4().hex[:8]
     received_at = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     headers = {"received-at": received_at}
@@ -190,3 +197,19 @@ async def test_every_corpus_input_produces_exactly_what_it_should(
             )
             assert len(with_ref) == owed and rejections == [], label
     assert len(MANIFEST) >= 40
+
+    # Privacy: personal data never reaches logs (raw records, before any scrubbing)
+    # nor metric labels.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["intake"]), base_url="http://intake"
+    ) as client:
+        metrics = (await client.get("/metrics")).text
+    assert "complaints_received_total" in metrics
+    for secret in PERSONAL:
+        leaks = [
+            f"{r.name}: {r.getMessage()[:200]}"
+            for r in caplog.records
+            if secret in f"{r.getMessage()} {r.__dict__}"
+        ]
+        assert not leaks, f"{secret} in logs: {leaks[:3]}"
+        assert secret not in metrics, f"{secret} in metrics"
