@@ -9,8 +9,8 @@ use the same samples in this session are neither id- nor content-duplicates of t
 from __future__ import annotations
 
 import base64
-import logging
 import json
+import logging
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
