@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.runtime.kafka import topic_partitions
 
 OUTBOUND = ["cases.opened", "cases.triaged", "cases.compensation", "cases.followups",
             "cases.resolved", "complaints.dlq"]  # fmt: skip
@@ -93,12 +95,7 @@ async def feed(bootstrap: str, samples: Path, timeout: float) -> int:
     await consumer.start()
     # Assign explicitly after a metadata refresh: the services created these topics a
     # moment ago, and a name subscription would only notice them at the next refresh.
-    await consumer.topics()
-    partitions = [
-        TopicPartition(topic, number)
-        for topic in OUTBOUND
-        for number in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
+    partitions = await topic_partitions(bootstrap, OUTBOUND)
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     for partition in partitions:

@@ -42,6 +42,9 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
+# Mail with attachments exceeds Kafka's 1 MiB default; intake decides what is too large.
+message.max.bytes=16777216
+replica.fetch.max.bytes=16777216
 log.retention.hours=168
 PROPS
   cat > "$STATE_DIR/log4j2.properties" <<PROPS

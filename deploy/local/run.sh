@@ -29,7 +29,7 @@ fi
 "$HERE/services.sh" status >/dev/null 2>&1 || started+=(services)
 "$HERE/services.sh" start
 
-"$PYTHON" "$HERE/feed_samples.py" --endpoints "$RUN_DIR/endpoints.json" \
+PYTHONPATH="$REPO_ROOT" "$PYTHON" "$HERE/feed_samples.py" --endpoints "$RUN_DIR/endpoints.json" \
   --samples "${SAMPLES_DIR:-$REPO_ROOT/../shared/samples}" || log "sample feed reported problems"
 
 echo

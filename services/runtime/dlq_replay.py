@@ -17,9 +17,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.topics import DLQ
+from services.runtime.kafka import topic_partitions
 from services.runtime.settings import ServiceSettings
 
 REPLAY_HEADER = "dlq-replay-of"
@@ -51,8 +52,7 @@ async def read_dlq(bootstrap: str) -> list[dict[str, Any]]:
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(DLQ, p) for p in consumer.partitions_for_topic(DLQ) or ()]
+        partitions = await topic_partitions(bootstrap, [DLQ])
         if not partitions:
             return []
         consumer.assign(partitions)

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -21,9 +22,12 @@ log = logging.getLogger(__name__)
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
 
-def build_broker(bootstrap_servers: str, service: str, registry: CollectorRegistry) -> KafkaBroker:
+def build_broker(
+    bootstrap_servers: str, service: str, registry: CollectorRegistry, max_publish_bytes: int
+) -> KafkaBroker:
     return KafkaBroker(
         bootstrap_servers,
+        max_request_size=max_publish_bytes,
         client_id=f"complaints-{service}",
         # acks=all + idempotence: a publish returns only once the record is durable.
         enable_idempotence=True,
@@ -87,3 +91,18 @@ async def publish_outbound(broker: KafkaBroker, messages: list[dict[str, Any]]) 
 
 def event_type_of(message: dict[str, Any]) -> str:
     return str(json.loads(message["value"]).get("type", "?"))
+
+
+async def topic_partitions(bootstrap_servers: str, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, asked of the cluster (a consumer's cache may lag)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in sorted(topic.get("partitions", []), key=lambda p: p["partition"])
+    ]

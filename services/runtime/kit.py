@@ -56,7 +56,7 @@ class ServiceKit:
         self.registry = CollectorRegistry()
         self.metrics = CommonMetrics(self.registry, name)
         self.broker: KafkaBroker = build_broker(
-            settings.kafka_bootstrap_servers, name, self.registry
+            settings.kafka_bootstrap_servers, name, self.registry, settings.max_publish_bytes
         )
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000

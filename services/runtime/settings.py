@@ -23,5 +23,7 @@ class ServiceSettings(BaseSettings):
     policy_file: Path = DEFAULT_POLICY_FILE
     log_level: str = "INFO"
     max_record_bytes: int = 1024 * 1024
+    # A DLQ record carries the rejected bytes in base64 (4/3 of the size), plus metadata.
+    max_publish_bytes: int = 16 * 1024 * 1024
     # Redelivery back-off while the store or broker is unreachable.
     retry_backoff_max_seconds: float = 5.0

@@ -117,7 +117,9 @@ class Upstream:
     """A plain producer publishing raw bytes, as the channel adapters do."""
 
     def __init__(self, bootstrap_servers: str) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", max_request_size=16 * 1024 * 1024
+        )
 
     async def start(self) -> None:
         await self._producer.start()
