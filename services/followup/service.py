@@ -23,7 +23,7 @@ from services.followup.scheduler import FollowupScheduler
 from services.followup.settings import FollowupSettings
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
-from services.runtime.errors import InputRejected
+from services.runtime.errors import InputRejected, RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
@@ -140,6 +140,9 @@ class FollowupService:
     async def resolve(self, action: Resolve) -> None:
         case_number = action.case_number
         case = await self.cases.find_one({"_id": case_number}) or {"_id": case_number}
+        if not case.get("opened") or not case.get("triage"):
+            # The CRM needs the whole story; those facts come on other topics and may lag.
+            raise RetryLater(f"case {case_number}: opened/triaged facts not here yet")
         policy = self.kit.policy.current()
         opened = case.get("opened") or {}
         zone = await self.zone_for(opened.get("customer_id"))

@@ -120,7 +120,7 @@ class IntakeService:
             complaint.fingerprint(),
             complaint.source_key,
             complaint.received_at,
-            complaint.received_at - timedelta(minutes=self.settings.duplicate_window_minutes),
+            timedelta(minutes=self.settings.duplicate_window_minutes),
         )
         if first_sender != complaint.source_key:
             original = await self.store.source(first_sender)

@@ -6,7 +6,7 @@ finds its effect already stored or stores it now; never half of it.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -71,9 +71,13 @@ class IntakeStore:
         return str(found["case_number"]) if found else None
 
     async def claim_fingerprint(
-        self, fingerprint: str, source_key: str, at: datetime, window_start: datetime
+        self, fingerprint: str, source_key: str, at: datetime, window: timedelta
     ) -> str:
-        """The source key that first sent this content within the window (maybe us)."""
+        """The source key that sent this content within ±window of ``at`` (maybe us).
+
+        Symmetric on purpose: records can arrive out of order, with receipt times
+        before or after an earlier claim's.
+        """
         claim = await self.fingerprints.find_one_and_update(
             {"_id": fingerprint},
             {"$setOnInsert": {"source_key": source_key, "at": at}},
@@ -81,7 +85,7 @@ class IntakeStore:
             return_document=ReturnDocument.AFTER,
         )
         assert claim is not None  # upsert with AFTER always returns the document
-        if claim["source_key"] == source_key or claim["at"] >= window_start:
+        if claim["source_key"] == source_key or abs(claim["at"] - at) <= window:
             return str(claim["source_key"])
         # The earlier claim is outside the window: take it over, unless someone just did.
         retaken = await self.fingerprints.find_one_and_update(
