@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from faststream.kafka import KafkaBroker
-
 from schemas.cloudevents import make_event
 from schemas.events import InputRejected
 from schemas.topics import DLQ
-from services.runtime.kafka import OutboundMessage, publish_outbound
+from services.runtime.kafka import OutboundMessage
 from services.runtime.records import InboundRecord
 
 
@@ -39,14 +37,3 @@ def rejection_message(
     )
     key = record.key.decode("utf-8", "replace") if record.key else record.topic
     return OutboundMessage.of(DLQ, key, event)
-
-
-async def send_to_dlq(
-    broker: KafkaBroker,
-    record: InboundRecord,
-    reason: str,
-    service: str,
-    now: datetime,
-    code: str | None = None,
-) -> None:
-    await publish_outbound(broker, [rejection_message(record, reason, service, now, code)])

@@ -37,7 +37,7 @@ def build_broker(
     )
 
 
-async def ensure_topics(bootstrap_servers: str, partitions: int) -> None:
+async def ensure_topics(bootstrap_servers: str, partitions: int, prefix: str = "") -> None:
     """Create every contract topic with an explicit partition count (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
@@ -45,13 +45,13 @@ async def ensure_topics(bootstrap_servers: str, partitions: int) -> None:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(
-                name=spec.name,
+                name=prefix + spec.name,
                 num_partitions=partitions,
                 replication_factor=1,
                 topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
             )
             for spec in ALL_TOPICS
-            if spec.name not in existing
+            if prefix + spec.name not in existing
         ]
         if wanted:
             # Another service may have created them a moment ago.
@@ -78,12 +78,14 @@ class OutboundMessage(dict[str, Any]):
         return cls(id=event.id, topic=topic, key=key, value=encode_event(event).decode("utf-8"))
 
 
-async def publish_outbound(broker: KafkaBroker, messages: list[dict[str, Any]]) -> None:
+async def publish_outbound(
+    broker: KafkaBroker, messages: list[dict[str, Any]], prefix: str = ""
+) -> None:
     for message in messages:
         value = message["value"]
         await broker.publish(
             value.encode("utf-8") if isinstance(value, str) else value,
-            topic=message["topic"],
+            topic=prefix + message["topic"],
             key=message["key"].encode("utf-8"),
             headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_id": message["id"]},
         )

@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.policy import PolicySource
 from services.runtime.clock import Clock, system_clock
-from services.runtime.dlq import send_to_dlq
+from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
 from services.runtime.logs import quiet_payload_loggers
@@ -74,7 +74,7 @@ class ServiceKit:
         group_id = f"{self.settings.consumer_group_prefix}.{self.name}.{topic}"
 
         @self.broker.subscriber(
-            topic,
+            self.settings.topic_prefix + topic,
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
@@ -131,7 +131,7 @@ class ServiceKit:
         await asyncio.sleep(delay)  # pacing redelivery during an outage, not synchronisation
 
     async def reject(self, record: InboundRecord, code: str, reason: str) -> None:
-        await send_to_dlq(self.broker, record, reason, self.name, self.clock(), code)
+        await self.publish([rejection_message(record, reason, self.name, self.clock(), code)])
         self.metrics.dlq_records.labels(self.name, record.topic, code).inc()
         log.warning(
             "record rejected to DLQ",
@@ -146,7 +146,7 @@ class ServiceKit:
     # --- publishing ----------------------------------------------------------------
 
     async def publish(self, messages: Sequence[dict[str, Any]]) -> None:
-        await publish_outbound(self.broker, list(messages))
+        await publish_outbound(self.broker, list(messages), self.settings.topic_prefix)
         for message in messages:
             event_type = json.loads(message["value"]).get("type", "?")
             self.metrics.events_published.labels(self.name, message["topic"], event_type).inc()
@@ -193,7 +193,11 @@ class ServiceKit:
             )
 
         async def startup() -> None:
-            await ensure_topics(kit.settings.kafka_bootstrap_servers, kit.settings.topic_partitions)
+            await ensure_topics(
+                kit.settings.kafka_bootstrap_servers,
+                kit.settings.topic_partitions,
+                kit.settings.topic_prefix,
+            )
             for hook in kit._startup:
                 await hook()
 

@@ -5,11 +5,14 @@ publishes them and removes them. A crash in between leaves them in the document 
 the redelivered record publishes them again, with the same ids.
 
 The outbox is a sub-document keyed by event id (uuid strings: no '.' or '$'), cleared
-with ``$unset``: FerretDB 1.24 silently ignores ``$pull`` with a query condition.
+with ``$unset``: FerretDB 1.24 silently ignores ``$pull`` with a query condition. Each
+entry carries its own sequence, because FerretDB returns sub-document keys sorted rather
+than in insertion order, and one case's events must go out in the order they happened.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,19 +24,30 @@ Document = dict[str, Any]
 OUTBOX = "outbox"
 
 
+def _sequenced(messages: Iterable[OutboundMessage]) -> list[Document]:
+    # Nanoseconds since the epoch, then position: later updates sort after earlier ones.
+    queued = time.time_ns()
+    return [
+        {**message, "seq": f"{queued:020d}.{position:04d}"}
+        for position, message in enumerate(messages)
+    ]
+
+
 def as_outbox(messages: Iterable[OutboundMessage]) -> Document:
-    return {message["id"]: dict(message) for message in messages}
+    return {message["id"]: message for message in _sequenced(messages)}
 
 
 def add_to_outbox(messages: Iterable[OutboundMessage]) -> Document:
     """A ``$set`` fragment adding ``messages`` to the outbox."""
-    return {f"{OUTBOX}.{message['id']}": dict(message) for message in messages}
+    return {f"{OUTBOX}.{message['id']}": message for message in _sequenced(messages)}
 
 
 def pending(document: Mapping[str, Any] | None) -> list[Document]:
+    """The document's unpublished events, in the order they were stored."""
     if not document:
         return []
-    return list((document.get(OUTBOX) or {}).values())
+    entries = list((document.get(OUTBOX) or {}).values())
+    return sorted(entries, key=lambda entry: str(entry.get("seq", "")))
 
 
 async def flush_outbox(

@@ -19,6 +19,9 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     topic_partitions: int = 3
+    # Prepended to every topic name. Empty in production (the contract's names); tests
+    # use it to run an isolated pipeline on a shared broker.
+    topic_prefix: str = ""
     consumer_group_prefix: str = "complaints"
     policy_file: Path = DEFAULT_POLICY_FILE
     log_level: str = "INFO"

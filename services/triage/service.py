@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
 
-from schemas.topics import CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
+from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.triage.deadlines import DeadlineWatcher
 from services.triage.events import (
     decision_document,
     decision_from_document,
@@ -23,6 +25,7 @@ from services.triage.events import (
 )
 from services.triage.rules import decide, retriage
 from services.triage.settings import TriageSettings
+from services.triage.watch import DEADLINES, next_alarm_at, plan_alarms, stop
 
 
 class TriageService:
@@ -40,9 +43,13 @@ class TriageService:
         self.escalations = Counter(
             "complaints_escalations_total", "Escalated triage decisions", registry=kit.registry
         )
+        self.watcher = DeadlineWatcher(kit, self.cases, settings.watch_poll_seconds)
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
+        self.kit.on_startup(self.watcher.ensure_indexes)
+        self.kit.background(self.watcher.run)
+        self.kit.subscribe(CASE_ACTIONS, self.on_action)
         self.kit.subscribe(CASES_OPENED, self.on_case_event)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
@@ -88,6 +95,12 @@ class TriageService:
         decision = decide(facts_from_opened(data, customer, previous), policy)
         case = {"opened": data, "customer": customer}
         message = triaged_message(case, decision, 1, self.kit.clock())
+        alarms = plan_alarms(
+            received_at,
+            decision.first_response_due,
+            decision.resolution_due,
+            policy.triage.at_risk_share,
+        )
         applied = await apply_once(
             self.cases,
             case_number,
@@ -101,6 +114,9 @@ class TriageService:
                     "messages": [],
                     "decision": decision_document(decision),
                     "revision": 1,
+                    "alarms": alarms,
+                    "next_alarm_at": next_alarm_at(alarms),
+                    "alarm_version": 0,
                     **add_to_outbox([message]),
                 }
             },
@@ -147,15 +163,31 @@ class TriageService:
             or decision.category != previous_decision.category
             or change.get("force_publish", False)
         )
+        increments: dict[str, int] = {}
         if changed:
             message = triaged_message(case, decision, revision + 1, self.kit.clock())
+            restarted = "restart_clock_at" in change
+            alarms = plan_alarms(
+                facts.received_at,
+                decision.first_response_due,
+                decision.resolution_due,
+                policy.triage.at_risk_share,
+                previous=None if restarted else case.get("alarms"),
+            )
             update |= {
                 "decision": decision_document(decision),
                 "revision": revision + 1,
+                "alarms": alarms,
+                "next_alarm_at": next_alarm_at(alarms),
                 **add_to_outbox([message]),
             }
+            increments = {"alarm_version": 1}
         applied = await apply_once(
-            self.cases, case_number, cause_id, {"$set": update}, expect={"revision": revision}
+            self.cases,
+            case_number,
+            cause_id,
+            {"$set": update, **({"$inc": increments} if increments else {})},
+            expect={"revision": revision, "alarm_version": case.get("alarm_version", 0)},
         )
         if applied and changed:
             self.count(decision.category, decision.urgency, decision.escalated)
@@ -179,6 +211,42 @@ class TriageService:
                 "restart_clock_at": datetime.fromisoformat(event["time"]),
             },
         )
+
+    async def on_action(self, record: InboundRecord) -> None:
+        """A first response or a resolution stops the matching clocks."""
+        try:
+            action = json.loads((record.value or b"").decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return  # the followup service owns rejecting malformed actions
+        if not isinstance(action, dict):
+            return
+        stops = {"first_response": ("first_response",), "resolve": DEADLINES}.get(
+            str(action.get("type"))
+        )
+        if not stops:
+            return
+        try:
+            case_number, action_id = str(action["case_number"]), str(action["action_id"])
+            at = datetime.fromisoformat(str(action["at"]))
+        except (KeyError, ValueError):
+            return  # malformed: dead-lettered by the followup service
+        case = await self.cases.find_one({"_id": case_number})
+        if case is None:
+            raise RetryLater(f"case {case_number} not triaged yet")
+        stopped = stop(case.get("alarms") or {}, stops, at)
+        await apply_once(
+            self.cases,
+            case_number,
+            action_id,
+            {
+                "$set": {
+                    **{f"alarms.{name}.stopped_at": stopped[name]["stopped_at"]
+                       for name in stops if name in stopped},
+                    "next_alarm_at": next_alarm_at(stopped),
+                },
+                "$inc": {"alarm_version": 1},
+            },
+        )  # fmt: skip
 
     def count(self, category: str, urgency: str, escalated: bool) -> None:
         self.decisions.labels(category, urgency).inc()

@@ -25,6 +25,7 @@ class Seen:
     offset: int
     key: bytes | None
     event: dict[str, Any]
+    timestamp_ms: int = 0
 
     @property
     def type(self) -> str:
@@ -40,6 +41,7 @@ class EventReader:
     """Reads every outbound topic from the beginning into memory, in the background."""
 
     bootstrap_servers: str
+    topics: tuple[str, ...] = OUTBOUND_TOPICS
     seen: list[Seen] = field(default_factory=list)
     _consumer: AIOKafkaConsumer | None = None
     _task: asyncio.Task[None] | None = None
@@ -47,7 +49,7 @@ class EventReader:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            *OUTBOUND_TOPICS,
+            *self.topics,
             bootstrap_servers=self.bootstrap_servers,
             group_id=None,
             auto_offset_reset="earliest",
@@ -67,8 +69,9 @@ class EventReader:
                     except ValueError:
                         event = {"type": "<not json>", "raw": record.value}
                     self.seen.append(
-                        Seen(record.topic, record.partition, record.offset, record.key, event)
-                    )
+                        Seen(record.topic, record.partition, record.offset, record.key, event,
+                             record.timestamp)
+                    )  # fmt: skip
             if batch:
                 self._changed.set()
 

@@ -1,0 +1,134 @@
+"""The deadline watcher: persisted alarms, claimed with a lease, each warning sent once.
+
+Alarms live in the case document (with `next_alarm_at`, indexed), so they survive
+restarts. A watcher claims a due case with an atomic conditional update holding a
+lease; the warnings and the fired flags go in one update; a dead instance's lease runs
+out and another takes over. Warning ids are derived from (case, deadline, kind, due),
+so even a re-fire after a lease expiry carries the id consumers have already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+
+from schemas.cloudevents import make_event
+from schemas.events import SlaWarning
+from schemas.topics import CASES_TRIAGED
+from services.runtime.errors import TRANSIENT_ERRORS
+from services.runtime.kafka import OutboundMessage
+from services.runtime.kit import ServiceKit
+from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.triage.watch import Alarms, due_now, mark_fired, next_alarm_at
+
+log = logging.getLogger(__name__)
+SOURCE = "/complaints/triage"
+LEASE = timedelta(seconds=30)
+
+
+def warning_message(
+    case_number: str, deadline: str, kind: str, due: datetime, now: datetime
+) -> OutboundMessage:
+    event = make_event(
+        event_type=f"complaint.case.sla_{kind}",
+        source=SOURCE,
+        subject=case_number,
+        data=SlaWarning(case_number=case_number, deadline=deadline, due=due),
+        time=now,
+        fact=(case_number, deadline, kind, due.isoformat()),
+    )
+    return OutboundMessage.of(CASES_TRIAGED, case_number, event)
+
+
+class DeadlineWatcher:
+    def __init__(
+        self, kit: ServiceKit, cases: AsyncCollection[dict[str, Any]], poll_seconds: float
+    ) -> None:
+        self.kit = kit
+        self.cases = cases
+        self.poll_seconds = poll_seconds
+        self.owner = f"triage-{uuid.uuid4().hex[:8]}"
+        self.warnings = Counter(
+            "complaints_sla_warnings_total", "SLA warnings published",
+            ["deadline", "kind"], registry=kit.registry,
+        )  # fmt: skip
+        self.open_deadlines = Gauge(
+            "complaints_open_deadlines", "Cases with a deadline still being watched",
+            registry=kit.registry,
+        )  # fmt: skip
+
+    async def ensure_indexes(self) -> None:
+        await self.cases.create_index([("next_alarm_at", 1)])
+
+    async def claim(self, now: datetime) -> dict[str, Any] | None:
+        return await self.cases.find_one_and_update(
+            {
+                "next_alarm_at": {"$lte": now},
+                "$or": [{"alarm_lease": None}, {"alarm_lease": {"$lt": now}}],
+            },
+            {"$set": {"alarm_lease": now + LEASE, "alarm_owner": self.owner}},
+            sort=[("next_alarm_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def fire(self, case: dict[str, Any], now: datetime) -> None:
+        alarms: Alarms = case.get("alarms") or {}
+        fired = due_now(alarms, now)
+        updated = mark_fired(alarms, fired)
+        messages = [
+            warning_message(case["_id"], deadline, kind, alarms[deadline]["due"], now)
+            for deadline, kind in fired
+        ]
+        # Only if nobody changed the alarms since we read them (re-triage, clock stop).
+        result = await self.cases.update_one(
+            {"_id": case["_id"], "alarm_owner": self.owner,
+             "alarm_version": case.get("alarm_version", 0)},
+            {
+                "$set": {
+                    "alarms": updated,
+                    "next_alarm_at": next_alarm_at(updated),
+                    "alarm_lease": None,
+                    **add_to_outbox(messages),
+                },
+                "$inc": {"alarm_version": 1},
+            },
+        )  # fmt: skip
+        if result.modified_count:
+            for deadline, kind in fired:
+                self.warnings.labels(deadline, kind).inc()
+        else:  # changed under us: let go, the next pass decides afresh
+            await self.cases.update_one(
+                {"_id": case["_id"], "alarm_owner": self.owner}, {"$set": {"alarm_lease": None}}
+            )
+        await flush_outbox(self.cases, case["_id"], self.kit.publish)
+
+    async def fire_due(self) -> int:
+        handled = 0
+        while handled < 200:
+            now = self.kit.clock()
+            case = await self.claim(now)
+            if case is None:
+                break
+            await self.fire(case, now)
+            handled += 1
+        return handled
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.fire_due()
+                self.open_deadlines.set(
+                    await self.cases.count_documents({"next_alarm_at": {"$ne": None}})
+                )
+            except TRANSIENT_ERRORS as outage:
+                log.warning("deadline pass failed, retrying: %s", type(outage).__name__)
+            except Exception:
+                log.exception("deadline pass failed")
+            await asyncio.sleep(self.poll_seconds)  # polling interval
