@@ -8,26 +8,13 @@ allowed moment inside the window is taken.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from services.policy.calendar import IsHoliday, country_holidays, no_holidays
 from services.policy.model import FollowupPolicy
 
-IsHoliday = Callable[[date], bool]
-
-
-def no_holidays(_: date) -> bool:
-    return False
-
-
-def country_holidays(country: str | None) -> IsHoliday:
-    if not country:
-        return no_holidays
-    import holidays
-
-    calendar = holidays.country_holidays(country)
-    return lambda day: day in calendar
+__all__ = ["country_holidays", "followup_due"]
 
 
 def followup_due(

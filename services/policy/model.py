@@ -55,8 +55,28 @@ class Negation(_Strict):
     terms: list[str]
 
 
+DeadlineClock = Literal["calendar", "business_hours"]
+
+
+class BusinessHours(_Strict):
+    opens: int = Field(ge=0, le=23)
+    closes: int = Field(ge=1, le=24)
+    working_weekdays: list[int] = Field(min_length=1)
+    holiday_country: str | None = None
+
+    @model_validator(mode="after")
+    def _sane(self) -> BusinessHours:
+        if self.opens >= self.closes:
+            raise ValueError("business hours must open before they close")
+        if not set(self.working_weekdays) <= set(range(7)):
+            raise ValueError("working_weekdays are 0 (Monday) to 6 (Sunday)")
+        return self
+
+
 class TriagePolicy(_Strict):
-    deadline_clock: Literal["calendar"]
+    deadline_clock: DeadlineClock
+    category_clock: dict[str, DeadlineClock] = Field(default_factory=dict)
+    business_hours: BusinessHours
     default_category: str
     at_risk_share: float = Field(gt=0, lt=1)
     urgency: dict[UrgencyName, UrgencyTargets]

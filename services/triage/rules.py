@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from services.policy import Policy
+from services.policy.calendar import add_working_hours, country_holidays
 from services.triage.lexicon import affirmed_terms
 
 URGENCY_ORDER = ("normal", "high", "urgent")
@@ -118,8 +119,19 @@ def _escalations(facts: CaseFacts, policy: Policy) -> list[str]:
     return reasons
 
 
+def _after(start: datetime, duration: timedelta, category: str, policy: Policy) -> datetime:
+    rules = policy.triage
+    if rules.category_clock.get(category, rules.deadline_clock) == "calendar":
+        return start.astimezone(policy.zone) + duration
+    hours = rules.business_hours
+    return add_working_hours(
+        start, duration, policy.zone, hours.opens, hours.closes,
+        frozenset(hours.working_weekdays), country_holidays(hours.holiday_country),
+    )  # fmt: skip
+
+
 def deadlines(
-    received_at: datetime, channel: str, urgency: str, policy: Policy
+    received_at: datetime, channel: str, urgency: str, policy: Policy, category: str = ""
 ) -> tuple[datetime, datetime, str]:
     """(first_response_due, resolution_due, why the first-response deadline is what it is)."""
     targets = policy.triage.urgency[urgency]  # type: ignore[index]
@@ -132,8 +144,14 @@ def deadlines(
     else:
         why = f"first response within {targets.respond_within_hours:g} h ({urgency} urgency)"
         first = urgency_hours
-    local = received_at.astimezone(policy.zone)
-    return local + first, local + timedelta(hours=targets.resolve_within_hours), why
+    if policy.triage.category_clock.get(category, policy.triage.deadline_clock) != "calendar":
+        why += ", in business hours"
+    resolve = timedelta(hours=targets.resolve_within_hours)
+    return (
+        _after(received_at, first, category, policy),
+        _after(received_at, resolve, category, policy),
+        why,
+    )
 
 
 def decide(facts: CaseFacts, policy: Policy) -> TriageDecision:
@@ -160,7 +178,9 @@ def decide(facts: CaseFacts, policy: Policy) -> TriageDecision:
         if raised != urgency:
             reasons.append(f"escalated from {urgency} to {raised}")
         urgency = raised
-    first_due, resolution_due, why = deadlines(facts.received_at, facts.channel, urgency, policy)
+    first_due, resolution_due, why = deadlines(
+        facts.received_at, facts.channel, urgency, policy, category
+    )
     reasons.append(why)
     rules = policy.triage.escalation
     return TriageDecision(

@@ -111,6 +111,7 @@ class TriageService:
                     "customer": customer,
                     "customer_id": customer_id,
                     "received_at": received_at,
+                    "previous_cases": previous,
                     "messages": [],
                     "decision": decision_document(decision),
                     "revision": 1,

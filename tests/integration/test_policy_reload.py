@@ -1,0 +1,59 @@
+"""Ops edit the policy file; the running service decides by the new rules, no deploy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from services.policy.model import DEFAULT_POLICY_FILE
+from tests.integration.test_deadline_watch import T0, Isolated, opened_event
+from tests.support.infra import Infra
+from tests.support.system import FakeClock
+
+
+@pytest.mark.timeout(120)
+async def test_editing_the_policy_file_changes_decisions(
+    infra: Infra, namespace: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    text = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+    policy.write_text(text, encoding="utf-8")
+    setup = Isolated(infra, namespace, FakeClock(T0), policy_file=policy)
+    await setup.upstream.start()
+    await setup.start_triage()
+    await setup.reader.start()
+
+    async def triage(case: str) -> dict[str, object]:
+        await setup.send(
+            "cases.opened", opened_event(case, "email", "包裹已經延遲五天了", T0), case
+        )
+        (found,) = await setup.reader.wait_for(
+            lambda s: s.type == "complaint.case.triaged" and s.data["case_number"] == case
+        )
+        return found.data
+
+    try:
+        before = await triage("CS20261123-9101")
+        assert (before["urgency"], before["policy_version"]) == ("normal", "2026.11-1")
+
+        # Delivery problems become high urgency, under a new version.
+        edited = text.replace('version = "2026.11-1"', 'version = "2026.11-2"').replace(
+            'name = "delivery"\nurgency = "normal"', 'name = "delivery"\nurgency = "high"'
+        )
+        assert edited.count('urgency = "high"') > text.count('urgency = "high"')
+        policy.write_text(edited, encoding="utf-8")
+        os.utime(policy, (T0.timestamp() + 1, T0.timestamp() + 1))
+        after = await triage("CS20261123-9102")
+        assert (after["urgency"], after["policy_version"]) == ("high", "2026.11-2")
+
+        # A broken edit is refused: the service keeps deciding by the last good file.
+        policy.write_text(edited.replace("respond_within_hours = 4", "respond_within_hours = -1"))
+        os.utime(policy, (T0.timestamp() + 2, T0.timestamp() + 2))
+        kept = await triage("CS20261123-9103")
+        assert (kept["urgency"], kept["policy_version"]) == ("high", "2026.11-2")
+    finally:
+        await setup.stop_triage()
+        await setup.reader.stop()
+        await setup.upstream.stop()
