@@ -14,7 +14,7 @@ LOCAL := deploy/local
 export COMPLAINTS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help venv infra-fetch infra-up infra-down up down run test test-unit test-integration \
-        lint format schemas dlq-replay bench-intake clean
+        lint format schemas dlq-replay bench clean
 
 help:
 	@echo "make run        set up everything, start the system, feed the samples (Ctrl-C stops)"
@@ -80,8 +80,9 @@ test-unit: venv
 test-integration: infra-fetch
 	$(PY) -m pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
 
-bench-intake: infra-fetch
-	$(PY) -m tests.bench.intake_throughput $(ARGS)
+# Throughput against a same-run baseline, e.g. ARGS="--service triage --records 3000"
+bench: infra-fetch
+	$(PY) -m tests.bench.throughput $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check services schemas tests deploy

@@ -35,12 +35,15 @@ port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# require_port PORT WHAT HINT: fail with a clear message when the port is taken.
+# require_port PORT WHAT HINT: fail with a clear message when the port stays taken
+# (a server that is still shutting down gets 15 s to let go of it).
 require_port() {
-  if ! port_free "$1"; then
-    log "port $1 for $2 is already in use by another process; $3"
-    return 1
-  fi
+  for _ in $(seq 1 150); do
+    port_free "$1" && return 0
+    sleep 0.1
+  done
+  log "port $1 for $2 is already in use by another process; $3"
+  return 1
 }
 
 # stop_pid FILE NAME: SIGTERM, wait up to 30 s for a clean exit, then SIGKILL.

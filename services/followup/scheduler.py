@@ -76,16 +76,25 @@ class FollowupScheduler:
         if result.modified_count:
             self.fired.labels("answered").inc()
 
-    async def claim(self, now: datetime) -> Document | None:
+    async def due(self, now: datetime) -> list[str]:
+        """Checks due now, oldest first: a plain read, so no write waits on the search."""
+        found = await self.followups.find(
+            {"status": {"$in": ["scheduled", "firing"]}, "due_at": {"$lte": now}},
+            {"_id": 1, "due_at": 1},
+        ).to_list(self.settings.scheduler_batch)
+        return [item["_id"] for item in sorted(found, key=lambda item: item["due_at"])]
+
+    async def claim(self, followup_id: str, now: datetime) -> Document | None:
+        """Take the check unless another instance holds a live lease on it."""
         lease = now + timedelta(seconds=self.settings.scheduler_lease_seconds)
         return await self.followups.find_one_and_update(
             {
+                "_id": followup_id,
                 "status": {"$in": ["scheduled", "firing"]},
                 "due_at": {"$lte": now},
                 "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
             },
             {"$set": {"status": "firing", "lease_until": lease, "owner": self.owner}},
-            sort=[("due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
 
@@ -106,13 +115,12 @@ class FollowupScheduler:
     async def fire_due(self) -> int:
         """Fire every check due now; returns how many this instance fired."""
         fired = 0
-        for _ in range(self.settings.scheduler_batch):
-            now = self.kit.clock()
-            followup = await self.claim(now)
-            if followup is None:
-                break
-            await self.fire(followup, now)
-            fired += 1
+        now = self.kit.clock()
+        for followup_id in await self.due(now):
+            followup = await self.claim(followup_id, now)
+            if followup is not None:
+                await self.fire(followup, now)
+                fired += 1
         return fired
 
     async def run(self) -> None:

@@ -10,7 +10,9 @@ so even a re-fire after a lease expiry carries the id consumers have already see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from services.triage.watch import Alarms, due_now, mark_fired, next_alarm_at
 log = logging.getLogger(__name__)
 SOURCE = "/complaints/triage"
 LEASE = timedelta(seconds=30)
+GAUGE_EVERY_SECONDS = 15.0
 
 
 def warning_message(
@@ -49,11 +52,18 @@ def warning_message(
 
 class DeadlineWatcher:
     def __init__(
-        self, kit: ServiceKit, cases: AsyncCollection[dict[str, Any]], poll_seconds: float
+        self,
+        kit: ServiceKit,
+        cases: AsyncCollection[dict[str, Any]],
+        poll_seconds: float,
+        idle_seconds: float,
     ) -> None:
         self.kit = kit
         self.cases = cases
         self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds
+        self.known_next: datetime | None = None
+        self._wake = asyncio.Event()
         self.owner = f"triage-{uuid.uuid4().hex[:8]}"
         self.warnings = Counter(
             "complaints_sla_warnings_total", "SLA warnings published",
@@ -67,14 +77,22 @@ class DeadlineWatcher:
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("next_alarm_at", 1)])
 
-    async def claim(self, now: datetime) -> dict[str, Any] | None:
+    async def due_cases(self, now: datetime) -> list[str]:
+        """Case numbers with an alarm due: a plain read, so no write waits on the search."""
+        found = await self.cases.find(
+            {"next_alarm_at": {"$lte": now}}, {"_id": 1, "next_alarm_at": 1}
+        ).to_list(None)
+        return [case["_id"] for case in sorted(found, key=lambda case: case["next_alarm_at"])]
+
+    async def claim(self, case_number: str, now: datetime) -> dict[str, Any] | None:
+        """Take the case for this pass unless another watcher holds a live lease on it."""
         return await self.cases.find_one_and_update(
             {
+                "_id": case_number,
                 "next_alarm_at": {"$lte": now},
                 "$or": [{"alarm_lease": None}, {"alarm_lease": {"$lt": now}}],
             },
             {"$set": {"alarm_lease": now + LEASE, "alarm_owner": self.owner}},
-            sort=[("next_alarm_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
 
@@ -111,24 +129,53 @@ class DeadlineWatcher:
 
     async def fire_due(self) -> int:
         handled = 0
-        while handled < 200:
-            now = self.kit.clock()
-            case = await self.claim(now)
-            if case is None:
-                break
-            await self.fire(case, now)
-            handled += 1
+        now = self.kit.clock()
+        for case_number in await self.due_cases(now):
+            case = await self.claim(case_number, now)
+            if case is not None:
+                await self.fire(case, now)
+                handled += 1
         return handled
 
+    def notify(self, alarm_at: datetime | None) -> None:
+        """A handler here set an alarm: wake up early if it comes before what we know."""
+        if alarm_at is not None and (self.known_next is None or alarm_at < self.known_next):
+            self.known_next = alarm_at
+            self._wake.set()
+
+    async def earliest_alarm(self) -> datetime | None:
+        found = await self.cases.find(
+            {"next_alarm_at": {"$ne": None}}, {"_id": 0, "next_alarm_at": 1}
+        ).to_list(None)
+        return min((item["next_alarm_at"] for item in found), default=None)
+
+    def _pause(self) -> float:
+        """Seconds until the next known alarm, between the poll and the idle interval.
+
+        A search costs a scan on stores that cannot use the index (FerretDB 1.x), so the
+        watcher sleeps until it has something to do, and handlers wake it (notify).
+        Alarms set by another instance are seen within idle_seconds at worst.
+        """
+        if self.known_next is None:
+            return self.idle_seconds
+        until = (self.known_next - self.kit.clock()).total_seconds()
+        return min(max(until, self.poll_seconds), self.idle_seconds)
+
     async def run(self) -> None:
+        counted_at = 0.0
         while True:
             try:
                 await self.fire_due()
-                self.open_deadlines.set(
-                    await self.cases.count_documents({"next_alarm_at": {"$ne": None}})
-                )
+                self.known_next = await self.earliest_alarm()
+                if time.monotonic() - counted_at > GAUGE_EVERY_SECONDS:
+                    counted_at = time.monotonic()
+                    self.open_deadlines.set(
+                        await self.cases.count_documents({"next_alarm_at": {"$ne": None}})
+                    )
             except TRANSIENT_ERRORS as outage:
                 log.warning("deadline pass failed, retrying: %s", type(outage).__name__)
             except Exception:
                 log.exception("deadline pass failed")
-            await asyncio.sleep(self.poll_seconds)  # polling interval
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._pause())

@@ -43,7 +43,9 @@ class TriageService:
         self.escalations = Counter(
             "complaints_escalations_total", "Escalated triage decisions", registry=kit.registry
         )
-        self.watcher = DeadlineWatcher(kit, self.cases, settings.watch_poll_seconds)
+        self.watcher = DeadlineWatcher(
+            kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
+        )
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
@@ -124,6 +126,7 @@ class TriageService:
         )
         if applied:
             self.count(decision.category, decision.urgency, decision.escalated)
+            self.watcher.notify(next_alarm_at(alarms))
         await flush_outbox(self.cases, case_number, self.kit.publish)
 
     async def redecide(self, case_number: str, cause_id: str, change: dict[str, Any]) -> None:
@@ -192,6 +195,7 @@ class TriageService:
         )
         if applied and changed:
             self.count(decision.category, decision.urgency, decision.escalated)
+            self.watcher.notify(update["next_alarm_at"])
         await flush_outbox(self.cases, case_number, self.kit.publish)
 
     async def on_message(self, event: dict[str, Any]) -> None:

@@ -5,5 +5,6 @@ from services.runtime.settings import ServiceSettings
 
 class TriageSettings(ServiceSettings):
     http_port: int = 8002
-    # How often the deadline watcher looks for due warnings.
+    # The deadline watcher looks again no sooner than poll and no later than idle seconds.
     watch_poll_seconds: float = 0.5
+    watch_idle_seconds: float = 5.0

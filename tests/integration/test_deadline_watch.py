@@ -56,7 +56,8 @@ class Isolated:
     async def start_triage(self) -> None:
         await start_services(
             self.stack, self.infra, self.namespace, self.clock, ("triage",),
-            topic_prefix=self.prefix, watch_poll_seconds=0.05, **self.settings,
+            **{"topic_prefix": self.prefix, "watch_poll_seconds": 0.05,
+               "watch_idle_seconds": 0.2, **self.settings},
         )  # fmt: skip
 
     async def stop_triage(self) -> None:
@@ -156,7 +157,15 @@ async def test_breach_arrives_within_two_seconds_of_its_due_time(
         DEFAULT_POLICY_FILE.read_text(encoding="utf-8").replace("app = 15\n", "app = 0.1\n"),
         encoding="utf-8",
     )
-    setup = Isolated(infra, namespace, lambda: datetime.now(UTC), policy_file=policy)
+    # Production watcher settings: the handler wakes the watcher, which sleeps till due.
+    setup = Isolated(
+        infra,
+        namespace,
+        lambda: datetime.now(UTC),
+        policy_file=policy,
+        watch_poll_seconds=0.5,
+        watch_idle_seconds=5.0,
+    )
     await setup.upstream.start()
     await setup.start_triage()
     await setup.reader.start()
