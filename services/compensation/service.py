@@ -152,7 +152,7 @@ class CompensationService:
         except ValidationError as exc:
             raise InputRejected("schema_violation", str(exc)) from exc
         case = await self.cases.find_one({"_id": action.case_number})
-        if case is None:
+        if case is None or "facts" not in case:
             raise RetryLater(f"no compensation record for {action.case_number} yet")
         offer = case.get("offers", {}).get(getattr(action, "offer_id", ""))
         if offer is None:

@@ -132,7 +132,7 @@ class TriageService:
     async def redecide(self, case_number: str, cause_id: str, change: dict[str, Any]) -> None:
         """Re-run triage on a stored case with ``change`` applied to its facts."""
         case = await self.cases.find_one({"_id": case_number})
-        if case is None:
+        if case is None or "decision" not in case:
             raise RetryLater(f"case {case_number} not triaged yet")
         customer = case.get("customer")
         previous = await self.previous_cases(
@@ -236,7 +236,7 @@ class TriageService:
         except (KeyError, ValueError):
             return  # malformed: dead-lettered by the followup service
         case = await self.cases.find_one({"_id": case_number})
-        if case is None:
+        if case is None or "decision" not in case:
             raise RetryLater(f"case {case_number} not triaged yet")
         stopped = stop(case.get("alarms") or {}, stops, at)
         await apply_once(
