@@ -10,16 +10,13 @@ from faststream.asgi import AsgiFastStream
 from services.compensation.service import build
 from services.compensation.settings import CompensationSettings
 from services.runtime.clock import Clock, system_clock
-from services.runtime.kit import ServiceKit
+from services.runtime.kit import service_app
 
 
 def create_app(
     settings: CompensationSettings | None = None, clock: Clock = system_clock
 ) -> AsgiFastStream:
-    settings = settings or CompensationSettings()
-    kit = ServiceKit("compensation", settings, clock)
-    build(kit, settings)
-    return kit.asgi_app()
+    return service_app("compensation", settings or CompensationSettings(), clock, build)
 
 
 app = create_app()

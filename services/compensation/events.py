@@ -6,19 +6,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from schemas.cloudevents import make_event
-from schemas.common import Channel, Money
+from schemas.common import Money
 from schemas.events import (
     ApprovalRequested,
     CompensationAccepted,
     CompensationProposed,
-    NotificationRequested,
     OfferOption,
 )
-from schemas.topics import CASES_COMPENSATION, NOTIFICATIONS
+from schemas.topics import CASES_COMPENSATION
 from services.compensation.offers import OfferDecision
 from services.policy import Policy
-from services.runtime.kafka import OutboundMessage
+from services.runtime.kafka import OutboundMessage, event_message, notification_message
 
 SOURCE = "/complaints/compensation"
 
@@ -75,33 +73,30 @@ def proposed_messages(
         expires_at=offer["expires_at"],
         policy_version=offer["policy_version"],
     )
-    proposed = make_event(
-        event_type="complaint.compensation.proposed",
-        source=SOURCE,
-        subject=case_number,
-        data=data,
-        time=now,
-        fact=(offer["offer_id"], "proposed"),
+    proposed = event_message(
+        CASES_COMPENSATION,
+        "complaint.compensation.proposed",
+        SOURCE,
+        case_number,
+        data,
+        now,
+        (offer["offer_id"], "proposed"),
     )
     language = facts.get("language") or "zh-Hant"
-    notification = make_event(
-        event_type="complaint.notification.requested",
-        source=SOURCE,
-        subject=case_number,
-        data=NotificationRequested(
-            case_number=case_number,
-            channel=Channel(facts.get("channel") or "email"),
-            recipient=facts.get("customer_id"),
-            template=f"compensation_offer.{language}",
-            language=language,
-            body=offer_text(case_number, offer, language),
-        ),
-        time=now,
-        fact=(offer["offer_id"], "offer_notification"),
+    notification = notification_message(
+        SOURCE,
+        case_number,
+        facts.get("channel"),
+        facts.get("customer_id"),
+        f"compensation_offer.{language}",
+        language,
+        offer_text(case_number, offer, language),
+        now,
+        (offer["offer_id"], "offer_notification"),
     )
     return [
-        OutboundMessage.of(CASES_COMPENSATION, case_number, proposed),
-        OutboundMessage.of(NOTIFICATIONS, case_number, notification),
+        proposed,
+        notification,
     ]
 
 
@@ -132,15 +127,16 @@ def approval_message(case_number: str, offer: dict[str, Any], now: datetime) -> 
         reasons=offer["reasons"],
         policy_version=offer["policy_version"],
     )
-    event = make_event(
-        event_type="complaint.compensation.approval_requested",
-        source=SOURCE,
-        subject=case_number,
-        data=data,
-        time=now,
-        fact=(offer["offer_id"], "approval_requested"),
+    event = event_message(
+        CASES_COMPENSATION,
+        "complaint.compensation.approval_requested",
+        SOURCE,
+        case_number,
+        data,
+        now,
+        (offer["offer_id"], "approval_requested"),
     )
-    return OutboundMessage.of(CASES_COMPENSATION, case_number, event)
+    return event
 
 
 def accepted_message(
@@ -154,12 +150,13 @@ def accepted_message(
         value=_money(option["value"], offer["currency"]),
         description=option["description"],
     )
-    event = make_event(
-        event_type="complaint.compensation.accepted",
-        source=SOURCE,
-        subject=case_number,
-        data=data,
-        time=now,
-        fact=(offer["offer_id"], "accepted"),
+    event = event_message(
+        CASES_COMPENSATION,
+        "complaint.compensation.accepted",
+        SOURCE,
+        case_number,
+        data,
+        now,
+        (offer["offer_id"], "accepted"),
     )
-    return OutboundMessage.of(CASES_COMPENSATION, case_number, event)
+    return event

@@ -10,16 +10,13 @@ from faststream.asgi import AsgiFastStream
 from services.followup.service import build
 from services.followup.settings import FollowupSettings
 from services.runtime.clock import Clock, system_clock
-from services.runtime.kit import ServiceKit
+from services.runtime.kit import service_app
 
 
 def create_app(
     settings: FollowupSettings | None = None, clock: Clock = system_clock
 ) -> AsgiFastStream:
-    settings = settings or FollowupSettings()
-    kit = ServiceKit("followup", settings, clock)
-    build(kit, settings)
-    return kit.asgi_app()
+    return service_app("followup", settings or FollowupSettings(), clock, build)
 
 
 app = create_app()

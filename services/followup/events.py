@@ -6,18 +6,15 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from schemas.cloudevents import make_event
-from schemas.common import Channel
 from schemas.events import (
     CaseReopened,
     CaseResolved,
     FollowupAnswered,
     FollowupScheduled,
     FollowupSent,
-    NotificationRequested,
 )
-from schemas.topics import CASES_FOLLOWUPS, CASES_RESOLVED, NOTIFICATIONS
-from services.runtime.kafka import OutboundMessage
+from schemas.topics import CASES_FOLLOWUPS, CASES_RESOLVED
+from services.runtime.kafka import OutboundMessage, event_message, notification_message
 
 SOURCE = "/complaints/followup"
 
@@ -75,31 +72,11 @@ def resolved_messages(
     scheduled = FollowupScheduled(case_number=case_number, followup_id=followup_id, due_at=due_at)
     fact = (case_number, action["action_id"])
     return [
-        OutboundMessage.of(
-            CASES_FOLLOWUPS,
-            case_number,
-            make_event(
-                event_type="complaint.followup.scheduled",
-                source=SOURCE,
-                subject=case_number,
-                data=scheduled,
-                time=now,
-                fact=fact,
-            ),
-        ),
-        OutboundMessage.of(
-            CASES_RESOLVED,
-            case_number,
-            make_event(
-                event_type="complaint.case.resolved",
-                source=SOURCE,
-                subject=case_number,
-                data=resolved,
-                time=now,
-                fact=fact,
-            ),
-        ),
-    ]
+        event_message(CASES_FOLLOWUPS, "complaint.followup.scheduled", SOURCE, case_number,
+                      scheduled, now, fact),
+        event_message(CASES_RESOLVED, "complaint.case.resolved", SOURCE, case_number,
+                      resolved, now, fact),
+    ]  # fmt: skip
 
 
 _SURVEY = {
@@ -114,55 +91,54 @@ def sent_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessa
     language = followup.get("language") or "zh-Hant"
     chosen = language if language in _SURVEY else "en"
     fact = (followup["_id"], "sent")
-    sent = make_event(
-        event_type="complaint.followup.sent",
-        source=SOURCE,
-        subject=case_number,
-        data=FollowupSent(case_number=case_number, followup_id=followup["_id"]),
-        time=now,
-        fact=fact,
+    sent = event_message(
+        CASES_FOLLOWUPS,
+        "complaint.followup.sent",
+        SOURCE,
+        case_number,
+        FollowupSent(case_number=case_number, followup_id=followup["_id"]),
+        now,
+        fact,
     )
-    invitation = make_event(
-        event_type="complaint.notification.requested",
-        source=SOURCE,
-        subject=case_number,
-        data=NotificationRequested(
-            case_number=case_number,
-            channel=Channel(followup.get("channel") or "email"),
-            recipient=followup.get("customer_id"),
-            template=f"satisfaction_survey.{chosen}",
-            language=chosen,
-            body=_SURVEY[chosen].format(case=case_number),
-        ),
-        time=now,
-        fact=(followup["_id"], "survey_invitation"),
+    invitation = notification_message(
+        SOURCE,
+        case_number,
+        followup.get("channel"),
+        followup.get("customer_id"),
+        f"satisfaction_survey.{chosen}",
+        chosen,
+        _SURVEY[chosen].format(case=case_number),
+        now,
+        (followup["_id"], "survey_invitation"),
     )
     return [
-        OutboundMessage.of(CASES_FOLLOWUPS, case_number, sent),
-        OutboundMessage.of(NOTIFICATIONS, case_number, invitation),
+        sent,
+        invitation,
     ]
 
 
 def answered_messages(
     case_number: str, followup_id: str, score: int, reopen_reason: str | None, now: datetime
 ) -> list[OutboundMessage]:
-    answered = make_event(
-        event_type="complaint.followup.answered",
-        source=SOURCE,
-        subject=case_number,
-        data=FollowupAnswered(case_number=case_number, followup_id=followup_id, score=score),
-        time=now,
-        fact=(followup_id, "answered"),
+    answered = event_message(
+        CASES_FOLLOWUPS,
+        "complaint.followup.answered",
+        SOURCE,
+        case_number,
+        FollowupAnswered(case_number=case_number, followup_id=followup_id, score=score),
+        now,
+        (followup_id, "answered"),
     )
-    messages = [OutboundMessage.of(CASES_FOLLOWUPS, case_number, answered)]
+    messages = [answered]
     if reopen_reason:
-        reopened = make_event(
-            event_type="complaint.case.reopened",
-            source=SOURCE,
-            subject=case_number,
-            data=CaseReopened(case_number=case_number, reason=reopen_reason),
-            time=now,
-            fact=(followup_id, "reopened"),
+        reopened = event_message(
+            CASES_FOLLOWUPS,
+            "complaint.case.reopened",
+            SOURCE,
+            case_number,
+            CaseReopened(case_number=case_number, reason=reopen_reason),
+            now,
+            (followup_id, "reopened"),
         )
-        messages.append(OutboundMessage.of(CASES_FOLLOWUPS, case_number, reopened))
+        messages.append(reopened)
     return messages

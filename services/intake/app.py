@@ -10,16 +10,13 @@ from faststream.asgi import AsgiFastStream
 from services.intake.service import build
 from services.intake.settings import IntakeSettings
 from services.runtime.clock import Clock, system_clock
-from services.runtime.kit import ServiceKit
+from services.runtime.kit import service_app
 
 
 def create_app(
     settings: IntakeSettings | None = None, clock: Clock = system_clock
 ) -> AsgiFastStream:
-    settings = settings or IntakeSettings()
-    kit = ServiceKit("intake", settings, clock)
-    build(kit, settings)
-    return kit.asgi_app()
+    return service_app("intake", settings or IntakeSettings(), clock, build)
 
 
 app = create_app()

@@ -6,14 +6,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from schemas.cloudevents import make_event
 from schemas.common import Money
-from schemas.events import Attachment, CaseOpened, MessageAdded, NotificationRequested
-from schemas.topics import CASES_OPENED, NOTIFICATIONS
+from schemas.events import Attachment, CaseOpened, MessageAdded
+from schemas.topics import CASES_OPENED
 from services.intake.complaint import Complaint
 from services.intake.templates import acknowledgement
 from services.policy import Policy
-from services.runtime.kafka import OutboundMessage
+from services.runtime.kafka import OutboundMessage, event_message, notification_message
 from services.runtime.outbox import as_outbox
 
 SOURCE = "/complaints/intake"
@@ -58,32 +57,29 @@ def open_case(
         platform=extra.get("platform"),
         attachments=[Attachment.model_validate(item) for item in extra.get("attachments", [])],
     )
-    opened_event = make_event(
-        event_type="complaint.case.opened",
-        source=SOURCE,
-        subject=case_number,
-        data=opened,
-        time=now,
-        fact=(case_number,),
+    opened_event = event_message(
+        CASES_OPENED,
+        "complaint.case.opened",
+        SOURCE,
+        case_number,
+        opened,
+        now,
+        (case_number,),
     )
     reply_minutes = policy.triage.channel_first_response_minutes[complaint.channel.value]
     template, body = acknowledgement(
         complaint.language, case_number, received_at + timedelta(minutes=reply_minutes)
     )
-    notification = make_event(
-        event_type="complaint.notification.requested",
-        source=SOURCE,
-        subject=case_number,
-        data=NotificationRequested(
-            case_number=case_number,
-            channel=complaint.channel,
-            recipient=complaint.reply_to,
-            template=template,
-            language=complaint.language,
-            body=body,
-        ),
-        time=now,
-        fact=(case_number, "acknowledgement"),
+    notification = notification_message(
+        SOURCE,
+        case_number,
+        complaint.channel.value,
+        complaint.reply_to,
+        template,
+        complaint.language,
+        body,
+        now,
+        (case_number, "acknowledgement"),
     )
     return {
         "_id": case_number,
@@ -101,8 +97,8 @@ def open_case(
         "created_at": now,
         "outbox": as_outbox(
             [
-                OutboundMessage.of(CASES_OPENED, case_number, opened_event),
-                OutboundMessage.of(NOTIFICATIONS, case_number, notification),
+                opened_event,
+                notification,
             ]
         ),
     }
@@ -121,13 +117,14 @@ def message_for_case(
         received_at=received_at,
         language=complaint.language,
     )
-    event = make_event(
-        event_type="complaint.case.message_added",
-        source=SOURCE,
-        subject=case_number,
-        data=added,
-        time=now,
-        fact=(case_number, complaint.source_key),
+    event = event_message(
+        CASES_OPENED,
+        "complaint.case.message_added",
+        SOURCE,
+        case_number,
+        added,
+        now,
+        (case_number, complaint.source_key),
     )
     message = {
         "source_key": complaint.source_key,
@@ -135,7 +132,7 @@ def message_for_case(
         "received_at": complaint.received_at,
         "text": complaint.text,
     }
-    return message, [OutboundMessage.of(CASES_OPENED, case_number, event)]
+    return message, [event]
 
 
 def within_window(earlier: datetime, later: datetime, minutes: Decimal | int) -> bool:

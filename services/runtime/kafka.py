@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -13,9 +14,12 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 
-from schemas.cloudevents import CloudEvent
-from schemas.topics import ALL_TOPICS
+from schemas.cloudevents import CloudEvent, make_event
+from schemas.common import Channel
+from schemas.events import NotificationRequested
+from schemas.topics import ALL_TOPICS, NOTIFICATIONS
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +112,44 @@ async def topic_partitions(bootstrap_servers: str, topics: list[str]) -> list[To
         for topic in described
         for partition in sorted(topic.get("partitions", []), key=lambda p: p["partition"])
     ]
+
+
+def event_message(
+    topic: str,
+    event_type: str,
+    source: str,
+    case_number: str,
+    data: BaseModel,
+    time: datetime,
+    fact: tuple[str, ...],
+) -> OutboundMessage:
+    """A case event for the outbox: keyed and subject-ed by the case, id derived from ``fact``."""
+    event = make_event(
+        event_type=event_type, source=source, subject=case_number, data=data, time=time, fact=fact
+    )
+    return OutboundMessage.of(topic, case_number, event)
+
+
+def notification_message(
+    source: str,
+    case_number: str,
+    channel: str | None,
+    recipient: str | None,
+    template: str,
+    language: str,
+    body: str,
+    time: datetime,
+    fact: tuple[str, ...],
+) -> OutboundMessage:
+    """A customer-facing message for the notification service to deliver."""
+    data = NotificationRequested(
+        case_number=case_number,
+        channel=Channel(channel or "email"),
+        recipient=recipient,
+        template=template,
+        language=language,
+        body=body,
+    )
+    return event_message(
+        NOTIFICATIONS, "complaint.notification.requested", source, case_number, data, time, fact
+    )

@@ -224,3 +224,15 @@ class ServiceKit:
             on_shutdown=[shutdown],
             after_shutdown=[close_store],
         )
+
+
+def service_app(
+    name: str,
+    settings: ServiceSettings,
+    clock: Clock,
+    build: Callable[[ServiceKit, Any], object],
+) -> AsgiFastStream:
+    """One service's ASGI app: a kit, the service's handlers registered on it by ``build``."""
+    kit = ServiceKit(name, settings, clock)
+    build(kit, settings)
+    return kit.asgi_app()

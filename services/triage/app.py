@@ -8,7 +8,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from services.runtime.clock import Clock, system_clock
-from services.runtime.kit import ServiceKit
+from services.runtime.kit import service_app
 from services.triage.service import build
 from services.triage.settings import TriageSettings
 
@@ -16,10 +16,7 @@ from services.triage.settings import TriageSettings
 def create_app(
     settings: TriageSettings | None = None, clock: Clock = system_clock
 ) -> AsgiFastStream:
-    settings = settings or TriageSettings()
-    kit = ServiceKit("triage", settings, clock)
-    build(kit, settings)
-    return kit.asgi_app()
+    return service_app("triage", settings or TriageSettings(), clock, build)
 
 
 app = create_app()

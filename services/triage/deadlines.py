@@ -21,11 +21,10 @@ from prometheus_client import Counter, Gauge
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from schemas.cloudevents import make_event
 from schemas.events import SlaWarning
 from schemas.topics import CASES_TRIAGED
 from services.runtime.errors import TRANSIENT_ERRORS
-from services.runtime.kafka import OutboundMessage
+from services.runtime.kafka import OutboundMessage, event_message
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.triage.watch import Alarms, due_now, mark_fired, next_alarm_at
@@ -39,15 +38,16 @@ GAUGE_EVERY_SECONDS = 15.0
 def warning_message(
     case_number: str, deadline: str, kind: str, due: datetime, now: datetime
 ) -> OutboundMessage:
-    event = make_event(
-        event_type=f"complaint.case.sla_{kind}",
-        source=SOURCE,
-        subject=case_number,
-        data=SlaWarning(case_number=case_number, deadline=deadline, due=due),
-        time=now,
-        fact=(case_number, deadline, kind, due.isoformat()),
+    event = event_message(
+        CASES_TRIAGED,
+        f"complaint.case.sla_{kind}",
+        SOURCE,
+        case_number,
+        SlaWarning(case_number=case_number, deadline=deadline, due=due),
+        now,
+        (case_number, deadline, kind, due.isoformat()),
     )
-    return OutboundMessage.of(CASES_TRIAGED, case_number, event)
+    return event
 
 
 class DeadlineWatcher:

@@ -6,11 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from schemas.cloudevents import make_event
 from schemas.common import Money, Urgency
 from schemas.events import CaseTriaged
 from schemas.topics import CASES_TRIAGED
-from services.runtime.kafka import OutboundMessage
+from services.runtime.kafka import OutboundMessage, event_message
 from services.triage.rules import CaseFacts, CustomerFacts, TriageDecision
 
 SOURCE = "/complaints/triage"
@@ -80,12 +79,13 @@ def triaged_message(
         revision=revision,
         customer_lifetime_value=customer.get("lifetime_value"),
     )
-    event = make_event(
-        event_type="complaint.case.triaged",
-        source=SOURCE,
-        subject=data.case_number,
-        data=data,
-        time=now,
-        fact=(data.case_number, str(revision)),
+    event = event_message(
+        CASES_TRIAGED,
+        "complaint.case.triaged",
+        SOURCE,
+        data.case_number,
+        data,
+        now,
+        (data.case_number, str(revision)),
     )
-    return OutboundMessage.of(CASES_TRIAGED, data.case_number, event)
+    return event
