@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from contextlib import AsyncExitStack
 from typing import Any
@@ -19,17 +18,10 @@ from pymongo import AsyncMongoClient
 from tests.support.infra import Infra
 from tests.support.kafka import Upstream
 from tests.support.system import FakeClock, start_services
+from tests.support.wait import eventually
 
 COMPLAINTS = 90
 COPIES = 3  # every complaint is sent three times, under three keys
-
-
-async def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)  # poll interval of a condition wait
 
 
 @pytest.mark.timeout(180)
@@ -49,7 +41,7 @@ async def test_two_instances_one_group_no_duplicates(
                 for app in instances
             )  # fmt: skip
 
-        await _wait(both_assigned, 60, "both instances to own partitions of the app topic")
+        await eventually(both_assigned, 60, "both instances to own partitions of the app topic")
         run = uuid.uuid4().hex[:8]
         refs = [f"conc-{run}-{n}" for n in range(COMPLAINTS)]
         sends = []
@@ -71,7 +63,7 @@ async def test_two_instances_one_group_no_duplicates(
             )
             return pending >= COMPLAINTS
 
-        await _wait(all_opened, 120, "every complaint to be opened and published")
+        await eventually(all_opened, 120, "every complaint to be opened and published")
         cases = await store["cases"].find({"source_key": {"$in": keys}}).to_list()
         claims = await store["sources"].find({"_id": {"$in": keys}}).to_list()
         await client.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -16,6 +15,7 @@ from services.runtime.dlq_replay import REPLAY_HEADER, Filters, replay
 from services.runtime.kafka import topic_partitions
 from tests.support.infra import Infra
 from tests.support.kafka import EventReader, Upstream
+from tests.support.wait import eventually
 
 
 async def test_oversized_email_goes_to_dlq_with_its_bytes(
@@ -55,10 +55,12 @@ async def test_customer_is_recognised_by_email_phone_and_social_id(
                "phones": ["+886900000001"], "social": {"line": f"line-{customer}"}}  # fmt: skip
     await upstream.send("customers.profiles", json.dumps(profile).encode(), key=customer.encode())
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
-    deadline = time.monotonic() + 30
-    while not await client[f"{namespace}_intake"]["customers"].find_one({"_id": customer}):
-        assert time.monotonic() < deadline, "profile never reached intake's view"
-        await asyncio.sleep(0.1)  # poll interval of a condition wait
+    customers = client[f"{namespace}_intake"]["customers"]
+
+    async def profile_stored() -> bool:
+        return await customers.find_one({"_id": customer}) is not None
+
+    await eventually(profile_stored, 30, "the profile to reach intake's view")
     await client.close()
 
     mail_ref = f"<id-{uuid.uuid4().hex}@x>"
