@@ -59,6 +59,8 @@ class CustomerProfile(_Inbound):
     social: dict[str, str] = Field(default_factory=dict)
     locale: str | None = None
     time_zone: str | None = None
+    # An addition to the CRM's profile: the customer asked not to be surveyed.
+    followup_opt_out: bool = False
 
 
 class _Action(_Inbound):

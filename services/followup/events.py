@@ -117,6 +117,33 @@ def sent_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessa
     ]
 
 
+_REMINDER = {
+    "zh-Hant": "您好，想再次請問案件 {case} 的處理是否讓您滿意？請以 1 到 5 分告訴我們，您的意見對我們很重要。",
+    "zh-Hans": "您好，想再次请问案件 {case} 的处理是否让您满意？请以 1 到 5 分告诉我们，您的意见对我们很重要。",
+    "en": "Hello again: did we make it right with case {case}? A rating from 1 to 5 helps us a lot.",
+}
+
+
+def reminder_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessage]:
+    """The one reminder when a survey got no answer."""
+    case_number = followup["case_number"]
+    language = followup.get("language") or "zh-Hant"
+    chosen = language if language in _REMINDER else "en"
+    return [
+        notification_message(
+            SOURCE,
+            case_number,
+            followup.get("channel"),
+            followup.get("customer_id"),
+            f"satisfaction_survey_reminder.{chosen}",
+            chosen,
+            _REMINDER[chosen].format(case=case_number),
+            now,
+            (followup["_id"], "survey_reminder"),
+        )
+    ]
+
+
 def answered_messages(
     case_number: str, followup_id: str, score: int, reopen_reason: str | None, now: datetime
 ) -> list[OutboundMessage]:

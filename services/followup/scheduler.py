@@ -1,10 +1,14 @@
-"""The durable follow-up scheduler: persisted checks, claimed with a lease, fired once.
+"""The durable follow-up scheduler: persisted checks, claimed with a lease, each step once.
 
-Each due check is claimed by one instance with an atomic conditional update (status
-scheduled, due, and no live lease). The claim carries a lease; if the instance dies
-before marking the check sent, the lease runs out and another instance fires it.
-The sent event's id is stable, so the rare double fire after a lease expiry is
-de-duplicated by consumers.
+A check moves through stages, each due at `next_at`:
+  check     send the satisfaction survey                  -> sent,     then reminder
+  reminder  no answer after N days: one reminder          -> reminded, then close
+  close     still no answer: the loop closes quietly      -> closed_no_answer
+An answer at any point ends it (`answered`). Each due step is claimed by one instance
+with an atomic conditional update that takes a lease; the step's events and the next
+state go in ONE update, then out. If an instance dies holding a lease, the lease runs
+out and another instance takes the step. Event ids are stable, so even a step repeated
+after a lease expiry carries ids consumers have already seen.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from prometheus_client import Counter
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.followup.events import sent_messages
+from services.followup.events import reminder_messages, sent_messages
 from services.followup.settings import FollowupSettings
 from services.runtime.errors import TRANSIENT_ERRORS
 from services.runtime.kit import ServiceKit
@@ -27,6 +31,7 @@ from services.runtime.outbox import add_to_outbox, flush_outbox
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
+OPEN = ("scheduled", "sent", "reminded")
 
 
 class FollowupScheduler:
@@ -37,15 +42,13 @@ class FollowupScheduler:
         self.settings = settings
         self.followups = followups
         self.owner = f"{kit.name}-{uuid.uuid4().hex[:8]}"
-        self.fired = Counter(
-            "complaints_followups_total",
-            "Follow-up checks by transition",
-            ["transition"],
-            registry=kit.registry,
-        )
+        self.transitions = Counter(
+            "complaints_followups_total", "Follow-up checks by transition",
+            ["transition"], registry=kit.registry,
+        )  # fmt: skip
 
     async def ensure_indexes(self) -> None:
-        await self.followups.create_index([("status", 1), ("due_at", 1)])
+        await self.followups.create_index([("next_at", 1)])
         await self.followups.create_index([("case_number", 1)])
 
     async def schedule(
@@ -53,67 +56,76 @@ class FollowupScheduler:
     ) -> None:
         result = await self.followups.update_one(
             {"_id": followup_id},
-            {
-                "$setOnInsert": {
-                    "case_number": case_number,
-                    "due_at": due_at,
-                    "reasons": reasons,
-                    "status": "scheduled",
-                    "lease_until": None,
-                    **facts,
-                }
-            },
+            {"$setOnInsert": {"case_number": case_number, "due_at": due_at, "reasons": reasons,
+                              "status": "scheduled", "stage": "check", "next_at": due_at,
+                              "lease_until": None, **facts}},
             upsert=True,
-        )
+        )  # fmt: skip
         if result.upserted_id is not None:
-            self.fired.labels("scheduled").inc()
+            self.transitions.labels("scheduled").inc()
 
     async def mark_answered(self, followup_id: str, score: int) -> None:
         result = await self.followups.update_one(
-            {"_id": followup_id, "status": {"$in": ["scheduled", "sent"]}},
-            {"$set": {"status": "answered", "score": score}},
+            {"_id": followup_id, "status": {"$in": list(OPEN)}},
+            {"$set": {"status": "answered", "score": score, "next_at": None}},
         )
         if result.modified_count:
-            self.fired.labels("answered").inc()
+            self.transitions.labels("answered").inc()
+
+    async def cancel(self, selector: Document, reason: str) -> None:
+        """Checks not yet sent that match ``selector`` are dropped."""
+        result = await self.followups.update_many(
+            {**selector, "status": "scheduled"},
+            {"$set": {"status": "cancelled", "cancel_reason": reason, "next_at": None}},
+        )
+        if result.modified_count:
+            self.transitions.labels("cancelled").inc(result.modified_count)
 
     async def due(self, now: datetime) -> list[str]:
-        """Checks due now, oldest first: a plain read, so no write waits on the search."""
+        """Steps due now, oldest first: a plain read, so no write waits on the search."""
         found = await self.followups.find(
-            {"status": {"$in": ["scheduled", "firing"]}, "due_at": {"$lte": now}},
-            {"_id": 1, "due_at": 1},
+            {"next_at": {"$lte": now}}, {"_id": 1, "next_at": 1}
         ).to_list(self.settings.scheduler_batch)
-        return [item["_id"] for item in sorted(found, key=lambda item: item["due_at"])]
+        return [item["_id"] for item in sorted(found, key=lambda item: item["next_at"])]
 
     async def claim(self, followup_id: str, now: datetime) -> Document | None:
-        """Take the check unless another instance holds a live lease on it."""
+        """Take the step unless another instance holds a live lease on it."""
         lease = now + timedelta(seconds=self.settings.scheduler_lease_seconds)
         return await self.followups.find_one_and_update(
             {
                 "_id": followup_id,
-                "status": {"$in": ["scheduled", "firing"]},
-                "due_at": {"$lte": now},
+                "next_at": {"$lte": now},
                 "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
             },
-            {"$set": {"status": "firing", "lease_until": lease, "owner": self.owner}},
+            {"$set": {"lease_until": lease, "owner": self.owner}},
             return_document=ReturnDocument.AFTER,
         )
 
+    def step(self, followup: Document, now: datetime) -> tuple[Document, list[Any], str]:
+        """(the new state, the events, the transition name) for the due stage. Pure."""
+        wait = timedelta(days=self.kit.policy.current().followup.no_answer_reminder_days)
+        stage = followup.get("stage", "check")
+        if stage == "check":
+            state = {"status": "sent", "sent_at": now, "stage": "reminder", "next_at": now + wait}
+            return state, sent_messages(followup, now), "sent"
+        if stage == "reminder":
+            state = {"status": "reminded", "reminded_at": now, "stage": "close",
+                     "next_at": now + wait}  # fmt: skip
+            return state, reminder_messages(followup, now), "reminded"
+        return {"status": "closed_no_answer", "closed_at": now, "next_at": None}, [], "closed"
+
     async def fire(self, followup: Document, now: datetime) -> None:
-        # Events first go into the check's own document, then out; then it is "sent".
-        await self.followups.update_one(
-            {"_id": followup["_id"], "owner": self.owner, "status": "firing"},
-            {"$set": add_to_outbox(sent_messages(followup, now))},
-        )
-        await flush_outbox(self.followups, followup["_id"], self.kit.publish)
+        state, messages, transition = self.step(followup, now)
         result = await self.followups.update_one(
-            {"_id": followup["_id"], "owner": self.owner, "status": "firing"},
-            {"$set": {"status": "sent", "sent_at": now, "lease_until": None}},
+            {"_id": followup["_id"], "owner": self.owner, "next_at": followup["next_at"]},
+            {"$set": {**state, "lease_until": None, **add_to_outbox(messages)}},
         )
         if result.modified_count:
-            self.fired.labels("sent").inc()
+            self.transitions.labels(transition).inc()
+        await flush_outbox(self.followups, followup["_id"], self.kit.publish)
 
     async def fire_due(self) -> int:
-        """Fire every check due now; returns how many this instance fired."""
+        """Run every step due now; returns how many this instance ran."""
         fired = 0
         now = self.kit.clock()
         for followup_id in await self.due(now):

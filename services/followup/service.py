@@ -51,8 +51,13 @@ class FollowupService:
         )
         self.answers = Counter(
             "complaints_survey_answers_total",
-            "Satisfaction answers by score",
-            ["score"],
+            "Satisfaction answers by score and by what the case was",
+            ["category", "channel", "urgency", "score"],
+            registry=kit.registry,
+        )
+        self.reopened = Counter(
+            "complaints_reopened_total",
+            "Cases reopened after an unhappy answer",
             registry=kit.registry,
         )
 
@@ -67,6 +72,10 @@ class FollowupService:
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
+        customer_id = (record.key or b"").decode("utf-8", "replace")
+        profile = await self.customers.find_one({"_id": customer_id}) or {}
+        if profile.get("followup_opt_out"):
+            await self.scheduler.cancel({"customer_id": customer_id}, "customer opted out")
 
     # --- the facts a resolved-case event needs ---------------------------------------
 
@@ -158,6 +167,10 @@ class FollowupService:
         now = self.kit.clock()
         raw_action = action.model_dump(mode="json")
         messages = resolved_messages(case_number, case, raw_action, followup_id, due_at, now)
+        # A case resolved again gets a new check; an older one not yet sent is obsolete.
+        await self.scheduler.cancel(
+            {"case_number": case_number, "_id": {"$ne": followup_id}}, "case resolved again"
+        )
         await self.scheduler.schedule(
             followup_id,
             case_number,
@@ -166,7 +179,12 @@ class FollowupService:
             channel=opened.get("channel"),
             customer_id=opened.get("customer_id"),
             language=opened.get("language"),
+            category=(case.get("triage") or {}).get("category"),
+            urgency=(case.get("triage") or {}).get("urgency"),
         )
+        customer = await self.customers.find_one({"_id": opened.get("customer_id")}) or {}
+        if customer.get("followup_opt_out"):
+            await self.scheduler.cancel({"_id": followup_id}, "customer opted out")
         applied = await apply_once(
             self.cases,
             case_number,
@@ -208,6 +226,7 @@ class FollowupService:
         update: dict[str, Any] = {"last_score": action.score, **add_to_outbox(messages)}
         if reopen:
             update |= {"status": "reopened", "current_followup": None}
+            await self.scheduler.cancel({"case_number": action.case_number}, "case reopened")
         applied = await apply_once(
             self.cases,
             action.case_number,
@@ -216,7 +235,15 @@ class FollowupService:
         )
         await self.scheduler.mark_answered(followup_id, action.score)
         if applied:
-            self.answers.labels(str(action.score)).inc()
+            opened, triage = (case or {}).get("opened") or {}, (case or {}).get("triage") or {}
+            self.answers.labels(
+                triage.get("category") or "unknown",
+                opened.get("channel") or "unknown",
+                triage.get("urgency") or "unknown",
+                str(action.score),
+            ).inc()
+            if reopen:
+                self.reopened.inc()
         await flush_outbox(self.cases, action.case_number, self.kit.publish)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ import pytest
 
 from services.policy.model import DEFAULT_POLICY_FILE
 from tests.support.infra import Infra
-from tests.support.kafka import OUTBOUND_TOPICS, EventReader, Upstream
-from tests.support.system import FakeClock, start_services
+from tests.support.isolated import Isolated as IsolatedPipeline
+from tests.support.system import FakeClock
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Taipei
 
@@ -40,32 +39,8 @@ def action(case_number: str, kind: str, at: datetime, **extra: Any) -> bytes:
                        "actor": "agent-1", "at": at.isoformat(), **extra}).encode()  # fmt: skip
 
 
-class Isolated:
-    """One triage instance on prefixed topics, with its own clock, reader and producer."""
-
-    def __init__(self, infra: Infra, namespace: str, clock: Any, **settings: Any) -> None:
-        self.infra, self.clock, self.settings = infra, clock, settings
-        self.prefix = f"{namespace}.{uuid.uuid4().hex[:6]}."
-        self.namespace = f"{namespace}w{uuid.uuid4().hex[:4]}"
-        self.reader = EventReader(
-            infra.kafka_bootstrap_servers, tuple(self.prefix + t for t in OUTBOUND_TOPICS)
-        )
-        self.upstream = Upstream(infra.kafka_bootstrap_servers)
-        self.stack = AsyncExitStack()
-
-    async def start_triage(self) -> None:
-        await start_services(
-            self.stack, self.infra, self.namespace, self.clock, ("triage",),
-            **{"topic_prefix": self.prefix, "watch_poll_seconds": 0.05,
-               "watch_idle_seconds": 0.2, **self.settings},
-        )  # fmt: skip
-
-    async def stop_triage(self) -> None:
-        await self.stack.aclose()
-        self.stack = AsyncExitStack()
-
-    async def send(self, topic: str, value: bytes, key: str) -> None:
-        await self.upstream.send(self.prefix + topic, value, key=key.encode())
+class Isolated(IsolatedPipeline):
+    """The triage-only pipeline, with helpers for reading its warnings."""
 
     def warnings(self, case_number: str) -> list[tuple[str, str]]:
         return [(s.data["deadline"], s.type.removeprefix("complaint.case.sla_"))
@@ -84,13 +59,8 @@ class Isolated:
 @pytest.fixture
 async def isolated(infra: Infra, namespace: str) -> AsyncIterator[Isolated]:
     setup = Isolated(infra, namespace, FakeClock(T0))
-    await setup.upstream.start()
-    await setup.start_triage()
-    await setup.reader.start()
-    yield setup
-    await setup.stop_triage()
-    await setup.reader.stop()
-    await setup.upstream.stop()
+    async with setup:
+        yield setup
 
 
 @pytest.mark.timeout(120)
@@ -138,9 +108,9 @@ async def test_restart_between_warnings_loses_nothing_and_repeats_nothing(
     isolated.clock.advance(timedelta(minutes=50))  # social: 60 min, at risk after 45
     await isolated.wait_warning(case, "first_response", "at_risk")
 
-    await isolated.stop_triage()
+    await isolated.stop()
     isolated.clock.advance(timedelta(minutes=20))  # the breach falls due while it is down
-    await isolated.start_triage()
+    await isolated.start()
     await isolated.wait_warning(case, "first_response", "breached")
     isolated.clock.advance(timedelta(hours=80))
     await isolated.wait_warning(case, "resolution", "breached")
@@ -166,10 +136,7 @@ async def test_breach_arrives_within_two_seconds_of_its_due_time(
         watch_poll_seconds=0.5,
         watch_idle_seconds=5.0,
     )
-    await setup.upstream.start()
-    await setup.start_triage()
-    await setup.reader.start()
-    try:
+    async with setup:
         case = "CS20261123-9004"
         received = datetime.now(UTC)
         await setup.send("cases.opened", opened_event(case, "app", "包裹延遲", received), case)
@@ -180,7 +147,3 @@ async def test_breach_arrives_within_two_seconds_of_its_due_time(
         lateness = breach.timestamp_ms / 1000 - due.timestamp()
         assert 0 <= lateness <= 2.0, f"breach published {lateness:.3f}s after due"
         print(f"breach published {lateness:.3f}s after its due time")
-    finally:
-        await setup.stop_triage()
-        await setup.reader.stop()
-        await setup.upstream.stop()

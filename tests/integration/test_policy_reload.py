@@ -21,9 +21,7 @@ async def test_editing_the_policy_file_changes_decisions(
     text = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
     policy.write_text(text, encoding="utf-8")
     setup = Isolated(infra, namespace, FakeClock(T0), policy_file=policy)
-    await setup.upstream.start()
-    await setup.start_triage()
-    await setup.reader.start()
+    await setup.__aenter__()
 
     async def triage(case: str) -> dict[str, object]:
         await setup.send(
@@ -54,6 +52,4 @@ async def test_editing_the_policy_file_changes_decisions(
         kept = await triage("CS20261123-9103")
         assert (kept["urgency"], kept["policy_version"]) == ("high", "2026.11-2")
     finally:
-        await setup.stop_triage()
-        await setup.reader.stop()
-        await setup.upstream.stop()
+        await setup.__aexit__()

@@ -86,7 +86,7 @@ class EventReader:
         return [item for item in self.seen if predicate(item)]
 
     async def wait_for(
-        self, predicate: Callable[[Seen], bool], timeout: float = 30.0, count: int = 1
+        self, predicate: Callable[[Seen], bool], timeout: float = 60.0, count: int = 1
     ) -> list[Seen]:
         """Wait until ``count`` events match; fail with what was seen after ``timeout``."""
         deadline = time.monotonic() + timeout
