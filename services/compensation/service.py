@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,8 @@ from services.compensation.events import (
     offer_document,
     proposed_messages,
 )
-from services.compensation.offers import OfferFacts, propose
+from services.compensation.limits import Limits
+from services.compensation.offers import OfferDecision, OfferFacts, propose
 from services.compensation.settings import CompensationSettings
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
@@ -39,6 +41,7 @@ class CompensationService:
         self.cases = kit.db["cases"]
         self.ledger = kit.db["ledger"]
         self.customers = kit.db["customers"]
+        self.limits = Limits(kit.db)
         self.outcomes = Counter(
             "complaints_offers_total",
             "Offers by outcome (proposed, approval_requested, accepted, rejected)",
@@ -61,24 +64,48 @@ class CompensationService:
 
     # --- proposing -------------------------------------------------------------------
 
-    async def goodwill_used(self, customer_id: str | None, since: datetime) -> Decimal:
-        if not customer_id:
-            return Decimal("0")
-        return await self._sum({"customer_id": customer_id, "at": {"$gte": since}})
+    async def decide_within_limits(
+        self, facts: OfferFacts, customer_id: str | None, offer_id: str, now: datetime
+    ) -> OfferDecision:
+        """Propose, then charge the goodwill against cap and budget atomically.
 
-    async def budget_left(self, category: str, month: str) -> Decimal | None:
-        budget = self.kit.policy.current().compensation.monthly_budget_by_category.get(category)
-        if budget is None:
-            return None
-        return budget - await self._sum({"category": category, "month": month})
-
-    async def _sum(self, match: dict[str, Any]) -> Decimal:
-        # Amounts are stored in cents (integers) so that $sum is exact on every backend.
-        cursor = await self.ledger.aggregate(
-            [{"$match": match}, {"$group": {"_id": None, "cents": {"$sum": "$cents"}}}]
-        )
-        rows = await cursor.to_list()
-        return Decimal(rows[0]["cents"]) / 100 if rows else Decimal("0")
+        Another instance may charge the same customer or budget between our read and our
+        charge; then we release, read again and propose again. If it still does not fit,
+        the offer goes to a supervisor rather than past a limit.
+        """
+        policy = self.kit.policy.current()
+        rules = policy.compensation
+        window = timedelta(days=rules.customer_cap_window_days)
+        month = f"{now:%Y-%m}"
+        budget = rules.monthly_budget_by_category.get(facts.category)
+        for _ in range(3):
+            used = await self.limits.customer_used(customer_id, now - window)
+            spent = await self.limits.budget_spent(facts.category, month)
+            facts = dataclasses.replace(
+                facts,
+                customer_goodwill_used=used,
+                category_budget_left=None if budget is None else budget - spent,
+            )
+            decision = propose(facts, policy)
+            amount = decision.requested_goodwill
+            if decision.needs_approval or amount <= 0:
+                return decision
+            if budget is not None and not await self.limits.charge_budget(
+                facts.category, month, offer_id, amount, budget
+            ):
+                continue
+            if customer_id and not await self.limits.charge_customer(
+                customer_id, offer_id, amount, rules.customer_goodwill_cap, now, window
+            ):
+                await self.limits.release_budget(facts.category, month, offer_id, amount)
+                continue
+            return decision
+        return dataclasses.replace(
+            decision,
+            approver_role="supervisor",
+            reasons=[*decision.reasons, "goodwill cap or budget reached while proposing: "
+                     "supervisor approval needed"],
+        )  # fmt: skip
 
     async def on_triaged(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
@@ -106,14 +133,9 @@ class CompensationService:
             order_value=Decimal(order_value["amount"]) if order_value.get("amount") else None,
             currency=order_value.get("currency") or policy.currency,
             language=data.get("language") or "zh-Hant",
-            customer_goodwill_used=await self.goodwill_used(
-                data.get("customer_id"),
-                now - timedelta(days=policy.compensation.customer_cap_window_days),
-            ),
-            category_budget_left=await self.budget_left(data["category"], f"{now:%Y-%m}"),
         )
-        decision = propose(facts, policy)
         offer_id = f"{case_number}-O1"
+        decision = await self.decide_within_limits(facts, data.get("customer_id"), offer_id, now)
         offer = offer_document(offer_id, decision, facts.currency, now, policy)
         messages = (
             [approval_message(case_number, offer, now)]
@@ -229,6 +251,18 @@ class CompensationService:
                 "offer_not_pending", f"offer {offer['offer_id']} is {offer['status']}"
             )
         policy = self.kit.policy.current()
+        amount = Decimal(offer["requested_goodwill"])
+        if amount > 0:
+            # Approval overrides the limits; the spend is still recorded against them.
+            unlimited = Decimal("1e12")
+            window = timedelta(days=policy.compensation.customer_cap_window_days)
+            await self.limits.charge_budget(
+                case["facts"]["category"], f"{now:%Y-%m}", offer["offer_id"], amount, unlimited
+            )
+            if case.get("customer_id"):
+                await self.limits.charge_customer(
+                    case["customer_id"], offer["offer_id"], amount, unlimited, now, window
+                )
         approved = {
             **offer,
             "status": "proposed",

@@ -13,7 +13,6 @@ after a lease expiry carries ids consumers have already seen.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -136,11 +135,11 @@ class FollowupScheduler:
         return fired
 
     async def run(self) -> None:
-        while True:
+        while not self.kit.stopping.is_set():
             try:
                 await self.fire_due()
             except TRANSIENT_ERRORS as outage:
                 log.warning("scheduler pass failed, retrying: %s", type(outage).__name__)
             except Exception:
                 log.exception("scheduler pass failed")
-            await asyncio.sleep(self.settings.scheduler_poll_seconds)  # polling interval
+            await self.kit.pause(self.settings.scheduler_poll_seconds)

@@ -38,6 +38,9 @@ Document = dict[str, Any]
 RecordHandler = Callable[[InboundRecord], Awaitable[None]]
 BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
 
+# How long background loops get to finish their current pass on shutdown.
+SHUTDOWN_GRACE_SECONDS = 20.0
+
 # A record whose dependency never arrives is dead-lettered after this many tries.
 MAX_RETRY_LATER_ATTEMPTS = 20
 
@@ -67,6 +70,8 @@ class ServiceKit:
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._background: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # Set on shutdown: background loops finish their current pass, then return.
+        self.stopping = asyncio.Event()
 
     # --- consuming -----------------------------------------------------------------
 
@@ -162,8 +167,23 @@ class ServiceKit:
         self._startup.append(hook)
 
     def background(self, loop: BackgroundLoop) -> None:
-        """A coroutine that runs for the service's lifetime (schedulers, watchers)."""
+        """A loop for the service's lifetime (schedulers, watchers).
+
+        It should run ``while not kit.stopping.is_set()`` and wait with ``kit.pause`` so
+        that a shutdown lets it finish what it is doing (publish and clear its outbox).
+        """
         self._background.append(loop)
+
+    async def pause(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Wait ``seconds``, or less if the service is stopping or ``wake`` is set."""
+        waiters = [asyncio.ensure_future(self.stopping.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def ready(self) -> bool:
         try:
@@ -205,9 +225,12 @@ class ServiceKit:
             kit._tasks = [asyncio.create_task(loop()) for loop in kit._background]
 
         async def shutdown() -> None:
-            for task in kit._tasks:
-                task.cancel()
-            await asyncio.gather(*kit._tasks, return_exceptions=True)
+            kit.stopping.set()
+            if kit._tasks:
+                _, late = await asyncio.wait(kit._tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+                for task in late:  # stuck on an unreachable server: give up on it
+                    task.cancel()
+                await asyncio.gather(*kit._tasks, return_exceptions=True)
 
         async def close_store() -> None:
             await kit.mongo.close()

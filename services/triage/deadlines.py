@@ -10,7 +10,6 @@ so even a re-fire after a lease expiry carries the id consumers have already see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -163,7 +162,7 @@ class DeadlineWatcher:
 
     async def run(self) -> None:
         counted_at = 0.0
-        while True:
+        while not self.kit.stopping.is_set():
             try:
                 await self.fire_due()
                 self.known_next = await self.earliest_alarm()
@@ -177,5 +176,4 @@ class DeadlineWatcher:
             except Exception:
                 log.exception("deadline pass failed")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._pause())
+            await self.kit.pause(self._pause(), wake=self._wake)

@@ -116,6 +116,12 @@ async def test_restart_between_warnings_loses_nothing_and_repeats_nothing(
     await isolated.wait_warning(case, "resolution", "breached")
     assert isolated.warnings(case).count(("first_response", "at_risk")) == 1
     assert isolated.warnings(case).count(("first_response", "breached")) == 1
+    ids = [
+        s.event["id"]
+        for s in isolated.reader.of_case(case)
+        if s.type.startswith("complaint.case.sla_")
+    ]
+    assert len(ids) == len(set(ids))
 
 
 @pytest.mark.timeout(120)
