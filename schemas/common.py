@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
@@ -55,7 +54,3 @@ class Urgency(StrEnum):
     URGENT = "urgent"
     HIGH = "high"
     NORMAL = "normal"
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat()

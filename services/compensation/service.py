@@ -123,7 +123,10 @@ class CompensationService:
         policy = self.kit.policy.current()
         now = self.kit.clock()
         order_value = data.get("order_value") or {}
-        customer = await self.customers.find_one({"_id": data.get("customer_id")}) or {}
+        customer_id = data.get("customer_id")
+        customer = (
+            await self.customers.find_one({"_id": customer_id}) if customer_id else None
+        ) or {}
         facts = OfferFacts(
             case_number=case_number,
             category=data["category"],

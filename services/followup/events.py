@@ -88,8 +88,6 @@ _SURVEY = {
 
 def sent_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessage]:
     case_number = followup["case_number"]
-    language = followup.get("language") or "zh-Hant"
-    chosen = language if language in _SURVEY else "en"
     fact = (followup["_id"], "sent")
     sent = event_message(
         CASES_FOLLOWUPS,
@@ -100,20 +98,9 @@ def sent_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessa
         now,
         fact,
     )
-    invitation = notification_message(
-        SOURCE,
-        case_number,
-        followup.get("channel"),
-        followup.get("customer_id"),
-        f"satisfaction_survey.{chosen}",
-        chosen,
-        _SURVEY[chosen].format(case=case_number),
-        now,
-        (followup["_id"], "survey_invitation"),
-    )
     return [
         sent,
-        invitation,
+        survey_notification(followup, "satisfaction_survey", _SURVEY, now, "survey_invitation"),
     ]
 
 
@@ -126,22 +113,31 @@ _REMINDER = {
 
 def reminder_messages(followup: dict[str, Any], now: datetime) -> list[OutboundMessage]:
     """The one reminder when a survey got no answer."""
-    case_number = followup["case_number"]
-    language = followup.get("language") or "zh-Hant"
-    chosen = language if language in _REMINDER else "en"
     return [
-        notification_message(
-            SOURCE,
-            case_number,
-            followup.get("channel"),
-            followup.get("customer_id"),
-            f"satisfaction_survey_reminder.{chosen}",
-            chosen,
-            _REMINDER[chosen].format(case=case_number),
-            now,
-            (followup["_id"], "survey_reminder"),
+        survey_notification(
+            followup, "satisfaction_survey_reminder", _REMINDER, now, "survey_reminder"
         )
     ]
+
+
+def survey_notification(
+    followup: dict[str, Any], template: str, texts: dict[str, str], now: datetime, fact: str
+) -> OutboundMessage:
+    """The survey (or its reminder) in the customer's language, English when we have none."""
+    case_number = followup["case_number"]
+    language = followup.get("language") or "zh-Hant"
+    chosen = language if language in texts else "en"
+    return notification_message(
+        SOURCE,
+        case_number,
+        followup.get("channel"),
+        followup.get("customer_id"),
+        f"{template}.{chosen}",
+        chosen,
+        texts[chosen].format(case=case_number),
+        now,
+        (followup["_id"], fact),
+    )
 
 
 def answered_messages(

@@ -11,10 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from services.policy.calendar import IsHoliday, country_holidays, no_holidays
+from services.policy.calendar import IsHoliday, no_holidays
 from services.policy.model import FollowupPolicy
-
-__all__ = ["country_holidays", "followup_due"]
 
 
 def followup_due(

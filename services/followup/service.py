@@ -18,9 +18,10 @@ from schemas.topics import (
     CUSTOMER_PROFILES,
 )
 from services.followup.events import answered_messages, followup_id_for, resolved_messages
-from services.followup.schedule import country_holidays, followup_due
+from services.followup.schedule import followup_due
 from services.followup.scheduler import FollowupScheduler
 from services.followup.settings import FollowupSettings
+from services.policy.calendar import country_holidays
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import InputRejected, RetryLater
@@ -138,11 +139,10 @@ class FollowupService:
                 upsert=False,
             )
 
-    async def zone_for(self, customer_id: str | None) -> ZoneInfo:
+    def zone_for(self, customer: dict[str, Any]) -> ZoneInfo:
         policy = self.kit.policy.current()
-        customer = await self.customers.find_one({"_id": customer_id}) if customer_id else None
         try:
-            return ZoneInfo((customer or {}).get("time_zone") or policy.business_time_zone)
+            return ZoneInfo(customer.get("time_zone") or policy.business_time_zone)
         except (ZoneInfoNotFoundError, ValueError):
             return policy.zone
 
@@ -154,7 +154,11 @@ class FollowupService:
             raise RetryLater(f"case {case_number}: opened/triaged facts not here yet")
         policy = self.kit.policy.current()
         opened = case.get("opened") or {}
-        zone = await self.zone_for(opened.get("customer_id"))
+        customer_id = opened.get("customer_id")
+        customer = (
+            await self.customers.find_one({"_id": customer_id}) if customer_id else None
+        ) or {}
+        zone = self.zone_for(customer)
         refund = (case.get("compensation") or {}).get("kind") == "refund"
         due_at, reasons = followup_due(
             action.at,
@@ -182,7 +186,6 @@ class FollowupService:
             category=(case.get("triage") or {}).get("category"),
             urgency=(case.get("triage") or {}).get("urgency"),
         )
-        customer = await self.customers.find_one({"_id": opened.get("customer_id")}) or {}
         if customer.get("followup_opt_out"):
             await self.scheduler.cancel({"_id": followup_id}, "customer opted out")
         applied = await apply_once(

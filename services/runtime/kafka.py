@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -79,7 +78,13 @@ class OutboundMessage(dict[str, Any]):
 
     @classmethod
     def of(cls, topic: str, key: str, event: CloudEvent) -> OutboundMessage:
-        return cls(id=event.id, topic=topic, key=key, value=encode_event(event).decode("utf-8"))
+        return cls(
+            id=event.id,
+            topic=topic,
+            key=key,
+            type=event.type,
+            value=encode_event(event).decode("utf-8"),
+        )
 
 
 async def publish_outbound(
@@ -93,10 +98,6 @@ async def publish_outbound(
             key=message["key"].encode("utf-8"),
             headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_id": message["id"]},
         )
-
-
-def event_type_of(message: dict[str, Any]) -> str:
-    return str(json.loads(message["value"]).get("type", "?"))
 
 
 async def topic_partitions(bootstrap_servers: str, topics: list[str]) -> list[TopicPartition]:

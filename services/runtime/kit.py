@@ -153,7 +153,8 @@ class ServiceKit:
     async def publish(self, messages: Sequence[dict[str, Any]]) -> None:
         await publish_outbound(self.broker, list(messages), self.settings.topic_prefix)
         for message in messages:
-            event_type = json.loads(message["value"]).get("type", "?")
+            # Entries stored before they carried their type: read it from the event.
+            event_type = message.get("type") or json.loads(message["value"]).get("type", "?")
             self.metrics.events_published.labels(self.name, message["topic"], event_type).inc()
 
     @asynccontextmanager

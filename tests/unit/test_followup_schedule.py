@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.followup.schedule import country_holidays, followup_due
+from services.followup.schedule import followup_due
 from services.policy import load_policy
+from services.policy.calendar import country_holidays
 
 RULES = load_policy().followup
 TPE = ZoneInfo("Asia/Taipei")
