@@ -29,15 +29,22 @@ async def test_two_instances_one_group_no_duplicates(
     infra: Infra, namespace: str, upstream: Upstream
 ) -> None:
     group = f"{namespace}pair"
+    # Own topics: on the shared ones these instances would also answer other tests'
+    # complaints with case numbers from their own counter.
+    prefix = f"{group}."
     async with AsyncExitStack() as stack:
-        first = await start_services(stack, infra, group, FakeClock(), ("intake",))
-        second = await start_services(stack, infra, group, FakeClock(), ("intake",))
+        first = await start_services(
+            stack, infra, group, FakeClock(), ("intake",), topic_prefix=prefix
+        )
+        second = await start_services(
+            stack, infra, group, FakeClock(), ("intake",), topic_prefix=prefix
+        )
         instances = [first["intake"], second["intake"]]
 
         async def both_assigned() -> bool:
             return all(
                 any(sub.consumer and sub.consumer.assignment() for sub in app.broker.subscribers
-                    if "complaints.inbound.app" in {t.name for t in sub.topics})
+                    if prefix + "complaints.inbound.app" in {t.name for t in sub.topics})
                 for app in instances
             )  # fmt: skip
 
@@ -49,7 +56,7 @@ async def test_two_instances_one_group_no_duplicates(
             form = {"submission_id": ref, "message": f"parcel {n} is late ({run})",
                     "submitted_at": "2026-11-23T10:00:00+08:00"}  # fmt: skip
             for copy in range(COPIES):
-                sends.append(upstream.send("complaints.inbound.app", json.dumps(form).encode(),
+                sends.append(upstream.send(prefix + "complaints.inbound.app", json.dumps(form).encode(),
                                            key=f"{ref}-{copy}".encode()))  # fmt: skip
         await asyncio.gather(*sends)
 
@@ -75,4 +82,4 @@ async def test_two_instances_one_group_no_duplicates(
         by_source = {claim["_id"]: claim["case_number"] for claim in claims}
         assert all(by_source[case["source_key"]] == case["_id"] for case in cases)
         assert {sub.group_id for app in instances for sub in app.broker.subscribers
-                if "complaints.inbound.app" in {t.name for t in sub.topics}} == {f"{group}.intake.complaints.inbound.app"}  # fmt: skip
+                if prefix + "complaints.inbound.app" in {t.name for t in sub.topics}} == {f"{group}.intake.complaints.inbound.app"}  # fmt: skip

@@ -28,6 +28,9 @@ def test_services_start_in_background_write_endpoints_and_stop(
         "MONGODB_URI": infra.mongodb_uri,
         "MONGODB_DATABASE_PREFIX": f"{namespace}up",
         "CONSUMER_GROUP_PREFIX": f"{namespace}up",
+        # Its own topics: these services would otherwise answer every complaint other
+        # tests sent, minting case numbers that collide with the shared services' ones.
+        "TOPIC_PREFIX": f"{namespace}up.",
         "COMPLAINTS_RUN_DIR": str(tmp_path),
         "SERVICE_PORT_BASE": "18101",
     }
