@@ -105,6 +105,26 @@ class CompensationAccepted(_Data):
     option_id: str
 
 
+class CompensationRejected(_Data):
+    """An approver said no; ``alternative_offer_id`` is the capped offer made instead."""
+
+    case_number: str
+    offer_id: str
+    approver: str
+    note: str | None = None
+    alternative_offer_id: str
+
+
+class CompensationExpired(_Data):
+    """The customer did not choose in time; ``fallback`` is what the policy gives instead."""
+
+    case_number: str
+    offer_id: str
+    expired_at: Timestamp
+    fallback: OfferOption | None
+    policy_version: str
+
+
 class FollowupScheduled(_Data):
     case_number: str
     followup_id: str
@@ -175,6 +195,8 @@ EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.compensation.proposed": ("cases.compensation", CompensationProposed),
     "complaint.compensation.approval_requested": ("cases.compensation", ApprovalRequested),
     "complaint.compensation.accepted": ("cases.compensation", CompensationAccepted),
+    "complaint.compensation.rejected": ("cases.compensation", CompensationRejected),
+    "complaint.compensation.expired": ("cases.compensation", CompensationExpired),
     "complaint.followup.scheduled": ("cases.followups", FollowupScheduled),
     "complaint.followup.sent": ("cases.followups", FollowupSent),
     "complaint.followup.answered": ("cases.followups", FollowupAnswered),

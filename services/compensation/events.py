@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,20 +11,38 @@ from schemas.common import Money
 from schemas.events import (
     ApprovalRequested,
     CompensationAccepted,
+    CompensationExpired,
     CompensationProposed,
+    CompensationRejected,
     OfferOption,
 )
 from schemas.topics import CASES_COMPENSATION
-from services.compensation.offers import OfferDecision
+from services.compensation.offers import OfferDecision, OfferFacts, describe
 from services.policy import Policy
 from services.runtime.kafka import OutboundMessage, event_message, notification_message
 
 SOURCE = "/complaints/compensation"
 
 
+def offer_inputs(facts: OfferFacts) -> dict[str, Any]:
+    """The facts an offer was computed from, kept with it for the audit trail."""
+    return {
+        key: str(value) if isinstance(value, Decimal) else value
+        for key, value in dataclasses.asdict(facts).items()
+    }
+
+
 def offer_document(
-    offer_id: str, decision: OfferDecision, currency: str, now: datetime, policy: Policy
+    offer_id: str,
+    decision: OfferDecision,
+    facts: OfferFacts,
+    now: datetime,
+    policy: Policy,
+    charged: dict[str, Any] | None,
+    created_by: str = "system",
+    **extra: Any,
 ) -> dict[str, Any]:
+    currency = facts.currency
     return {
         "offer_id": offer_id,
         "status": "pending_approval" if decision.needs_approval else "proposed",
@@ -46,7 +65,9 @@ def offer_document(
         "expires_at": None
         if decision.needs_approval
         else now + timedelta(hours=policy.compensation.offer_expires_hours),
-        "history": [{"what": "created", "at": now, "by": "system"}],
+        "inputs": offer_inputs(facts),
+        "charged": charged,
+        "history": [{"what": "created", "at": now, "by": created_by, "charged": charged, **extra}],
     }
 
 
@@ -160,3 +181,70 @@ def accepted_message(
         (offer["offer_id"], "accepted"),
     )
     return event
+
+
+def rejected_message(
+    case_number: str, offer: dict[str, Any], approver: str, note: str | None,
+    alternative_offer_id: str, now: datetime,
+) -> OutboundMessage:  # fmt: skip
+    data = CompensationRejected(
+        case_number=case_number,
+        offer_id=offer["offer_id"],
+        approver=approver,
+        note=note,
+        alternative_offer_id=alternative_offer_id,
+    )
+    return event_message(
+        CASES_COMPENSATION, "complaint.compensation.rejected", SOURCE, case_number, data, now,
+        (offer["offer_id"], "rejected"),
+    )  # fmt: skip
+
+
+_EXPIRED_TEXT = {
+    "zh-Hant": "案件 {case} 的補償方案已超過選擇期限。{fallback}如仍需協助，歡迎隨時與我們聯繫。",
+    "zh-Hans": "案件 {case} 的补偿方案已超过选择期限。{fallback}如仍需协助，欢迎随时与我们联系。",
+    "en": "The time to choose an option for case {case} has passed. {fallback}"
+    "If there is anything more we can do, please contact us at any time.",
+}
+_FALLBACK_TEXT = {
+    "zh-Hant": "我們已為您安排：{option}。",
+    "zh-Hans": "我们已为您安排：{option}。",
+    "en": "We have arranged this for you: {option}. ",
+}
+
+
+def expired_messages(
+    case_number: str, offer: dict[str, Any], fallback: dict[str, Any] | None,
+    facts: dict[str, Any], now: datetime,
+) -> list[OutboundMessage]:  # fmt: skip
+    currency = offer["currency"]
+    data = CompensationExpired(
+        case_number=case_number,
+        offer_id=offer["offer_id"],
+        expired_at=now,
+        fallback=None if fallback is None else OfferOption(
+            option_id=fallback["option_id"], kind=fallback["kind"],
+            value=_money(fallback["value"], currency), description=fallback["description"],
+        ),
+        policy_version=offer["policy_version"],
+    )  # fmt: skip
+    expired = event_message(
+        CASES_COMPENSATION, "complaint.compensation.expired", SOURCE, case_number, data, now,
+        (offer["offer_id"], "expired"),
+    )  # fmt: skip
+    language = facts.get("language") or "zh-Hant"
+    template = _EXPIRED_TEXT.get(language, _EXPIRED_TEXT["en"])
+    given = ""
+    if fallback is not None:
+        option = describe(
+            fallback["kind"], None if fallback["value"] is None else Decimal(fallback["value"]),
+            currency, language,
+        )  # fmt: skip
+        given = _FALLBACK_TEXT.get(language, _FALLBACK_TEXT["en"]).format(option=option)
+    notification = notification_message(
+        SOURCE, case_number, facts.get("channel"), facts.get("customer_id"),
+        f"compensation_expired.{language}", language,
+        template.format(case=case_number, fallback=given), now,
+        (offer["offer_id"], "expired_notification"),
+    )  # fmt: skip
+    return [expired, notification]

@@ -21,14 +21,19 @@ class OfferFacts:
     urgency: str
     escalated: bool = False
     customer_tier: str | None = None
+    customer_id: str | None = None
+    offer_id: str = ""
     order_value: Decimal | None = None
     currency: str = "TWD"
     language: str = "zh-Hant"
     # Goodwill this customer received in the rolling window, and this category's budget left.
     customer_goodwill_used: Decimal = ZERO
     category_budget_left: Decimal | None = None
-    # What this case already got (a reopened case): not offered twice.
+    # A reopened case: how often, and what it already got (goodwill, money returned), so
+    # that the new offer tops up rather than repeats.
+    reopen_count: int = 0
     already_given: Decimal = ZERO
+    already_refunded: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,12 @@ def coupon_value(facts: OfferFacts, policy: Policy) -> tuple[Decimal, list[str]]
     }:
         tier += rules.vip_extra_tiers
         reasons.append(f"VIP customer: {rules.vip_extra_tiers} tier(s) more")
+    if facts.reopen_count and rules.reopen_extra_tiers:
+        tier += rules.reopen_extra_tiers * facts.reopen_count
+        reasons.append(
+            f"reopened {facts.reopen_count} time(s): "
+            f"{rules.reopen_extra_tiers * facts.reopen_count} tier(s) more"
+        )
     tier = min(tier, len(rules.coupon_tiers) - 1)
     return rules.coupon_tiers[tier], reasons
 
@@ -93,43 +104,60 @@ def approver_for(goodwill: Decimal, policy: Policy) -> str | None:
     return "manager"
 
 
+Kinds = list[tuple[str, Decimal | None, Decimal]]  # (kind, value, goodwill)
+
+
+def _monetary(facts: OfferFacts, policy: Policy, cap_left: Decimal, reasons: list[str]) -> Kinds:
+    rules = policy.compensation
+    currency = facts.currency
+    kinds: Kinds = []
+    coupon, coupon_reasons = coupon_value(facts, policy)
+    reasons.extend(coupon_reasons)
+    refundable = None if facts.order_value is None else facts.order_value - facts.already_refunded
+    if refundable is not None and refundable > ZERO and facts.category in rules.refund_categories:
+        kinds.append(("refund", refundable, ZERO))
+        reasons.append(f"refund capped at the order value {currency} {facts.order_value:,.2f}")
+        if facts.already_refunded:
+            reasons.append(f"{currency} {facts.already_refunded:,.2f} already refunded")
+    if facts.category in rules.replacement_categories:
+        kinds.append(("replacement", None, ZERO))
+    if facts.category in rules.shipping_refund_categories:
+        kinds.append(("shipping_refund", rules.default_shipping_fee, ZERO))
+    if facts.already_given:
+        topped_up = max(ZERO, coupon - facts.already_given)
+        reasons.append(
+            f"coupon {coupon:,.0f} less {facts.already_given:,.0f} already given: {topped_up:,.0f}"
+        )
+        coupon = topped_up
+    if coupon > cap_left:
+        reasons.append(
+            f"coupon reduced from {coupon:,.0f} to {cap_left:,.0f}: customer goodwill cap "
+            f"{rules.customer_goodwill_cap:,.0f} per {rules.customer_cap_window_days} days"
+        )
+        coupon = cap_left
+    if coupon > ZERO:
+        kinds.append(("coupon", coupon, coupon))
+    for filler in ("apology_only", "tier_upgrade"):
+        if len(kinds) < 2:
+            kinds.append((filler, None, ZERO))
+    return kinds
+
+
 def propose(facts: OfferFacts, policy: Policy) -> OfferDecision:
     rules = policy.compensation
     currency = facts.currency
     reasons: list[str] = []
-    kinds: list[tuple[str, Decimal | None, Decimal]] = []  # (kind, value, goodwill)
-
     cap_left = max(ZERO, rules.customer_goodwill_cap - facts.customer_goodwill_used)
-    coupon, coupon_reasons = coupon_value(facts, policy)
     if facts.category in rules.no_money_categories:
         reasons.append(f"{facts.category}: no monetary offer, apology and a non-monetary option")
-        kinds = [("apology_only", None, ZERO), ("tier_upgrade", None, ZERO)]
+        kinds: Kinds = [("apology_only", None, ZERO), ("tier_upgrade", None, ZERO)]
     else:
-        reasons.extend(coupon_reasons)
-        if facts.order_value is not None and facts.category in rules.refund_categories:
-            kinds.append(("refund", facts.order_value, ZERO))
-            reasons.append(f"refund capped at the order value {currency} {facts.order_value:,.2f}")
-        if facts.category in rules.replacement_categories:
-            kinds.append(("replacement", None, ZERO))
-        if facts.category in rules.shipping_refund_categories:
-            kinds.append(("shipping_refund", rules.default_shipping_fee, ZERO))
-        if coupon > cap_left:
-            reasons.append(
-                f"coupon reduced from {coupon:,.0f} to {cap_left:,.0f}: customer goodwill cap "
-                f"{rules.customer_goodwill_cap:,.0f} per {rules.customer_cap_window_days} days"
-            )
-            coupon = cap_left
-        if coupon > ZERO:
-            kinds.append(("coupon", coupon, coupon))
-        if len(kinds) < 2:
-            kinds.append(("apology_only", None, ZERO))
-        if len(kinds) < 2:
-            kinds.append(("tier_upgrade", None, ZERO))
+        kinds = _monetary(facts, policy, cap_left, reasons)
     kinds = kinds[:3]
 
     options = [
         Option(
-            option_id=f"{facts.case_number}-{index + 1}",
+            option_id=f"{facts.offer_id or facts.case_number}-{index + 1}",
             kind=kind,
             value=value,
             goodwill=goodwill,

@@ -1,37 +1,42 @@
-"""Compensation handlers: propose after triage, act on approvals and acceptances."""
+"""Compensation handlers: propose after triage and after a reopening; wire the rest.
+
+Every offer's goodwill is reserved against the customer's rolling cap and the month's
+category budget *before* the offer is stored (keyed by offer id, so a redelivery never
+charges twice), and settled to what was really given when the offer ends (accepted,
+expired, rejected). Reservations are what keep two instances from overspending.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from prometheus_client import Counter
-from pydantic import TypeAdapter, ValidationError
 
-from schemas.inbound import AcceptOffer, ApproveCompensation, CaseAction, RejectCompensation
-from schemas.topics import CASE_ACTIONS, CASES_TRIAGED, CUSTOMER_PROFILES
-from services.compensation.events import (
-    accepted_message,
-    approval_message,
-    offer_document,
-    proposed_messages,
+from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_TRIAGED, CUSTOMER_PROFILES
+from services.compensation.actions import ActionHandlers
+from services.compensation.events import approval_message, offer_document, proposed_messages
+from services.compensation.expiry import OfferExpiry
+from services.compensation.lifecycle import (
+    Given,
+    given_so_far,
+    live_offer,
+    next_offer_id,
+    settled_amount,
 )
 from services.compensation.limits import Limits
 from services.compensation.offers import OfferDecision, OfferFacts, propose
 from services.compensation.settings import CompensationSettings
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
-from services.runtime.errors import InputRejected, RetryLater
+from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
 
-LIVE = ("proposed", "pending_approval")
-_ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
-COMPENSATION_ACTIONS = {"accept_offer", "approve_compensation", "reject_compensation"}
+URGENCY_ORDER = ("normal", "high", "urgent")
 
 
 class CompensationService:
@@ -44,43 +49,55 @@ class CompensationService:
         self.limits = Limits(kit.db)
         self.outcomes = Counter(
             "complaints_offers_total",
-            "Offers by outcome (proposed, approval_requested, accepted, rejected)",
+            "Offers by outcome (proposed, approval_requested, accepted, rejected, expired)",
             ["outcome", "category"],
             registry=kit.registry,
         )
+        self.goodwill = Counter(
+            "complaints_goodwill_given_total",
+            "Goodwill given (accepted or granted on expiry), in the policy currency",
+            ["category"],
+            registry=kit.registry,
+        )
+        self.actions = ActionHandlers(self)
+        self.expiry = OfferExpiry(self)
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
         self.kit.subscribe(CASES_TRIAGED, self.on_triaged)
-        self.kit.subscribe(CASE_ACTIONS, self.on_action)
+        self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
+        self.kit.subscribe(CASE_ACTIONS, self.actions.on_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.background(self.expiry.run)
 
     async def ensure_indexes(self) -> None:
         await self.ledger.create_index([("customer_id", 1), ("at", 1)])
         await self.ledger.create_index([("category", 1), ("month", 1)])
+        await self.cases.create_index([("offer_expires_at", 1)])
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
 
-    # --- proposing -------------------------------------------------------------------
+    # --- limits ----------------------------------------------------------------------
 
     async def decide_within_limits(
         self, facts: OfferFacts, customer_id: str | None, offer_id: str, now: datetime
-    ) -> OfferDecision:
-        """Propose, then charge the goodwill against cap and budget atomically.
+    ) -> tuple[OfferDecision, dict[str, Any] | None]:
+        """Propose, then reserve the goodwill against cap and budget atomically.
 
         Another instance may charge the same customer or budget between our read and our
         charge; then we release, read again and propose again. If it still does not fit,
-        the offer goes to a supervisor rather than past a limit.
+        the offer goes to a supervisor rather than past a limit. Returns the decision and
+        what was reserved (None when nothing was).
         """
         policy = self.kit.policy.current()
         rules = policy.compensation
         window = timedelta(days=rules.customer_cap_window_days)
-        month = f"{now:%Y-%m}"
+        budget_key = f"{facts.category}:{now:%Y-%m}"
         budget = rules.monthly_budget_by_category.get(facts.category)
         for _ in range(3):
-            used = await self.limits.customer_used(customer_id, now - window)
-            spent = await self.limits.budget_spent(facts.category, month)
+            used = await self.limits.customer_used(customer_id, now - window, offer_id)
+            spent = await self.limits.budget_spent(budget_key, offer_id)
             facts = dataclasses.replace(
                 facts,
                 customer_goodwill_used=used,
@@ -89,23 +106,72 @@ class CompensationService:
             decision = propose(facts, policy)
             amount = decision.requested_goodwill
             if decision.needs_approval or amount <= 0:
-                return decision
+                await self.release(budget_key, customer_id, offer_id)
+                return decision, None
             if budget is not None and not await self.limits.charge_budget(
-                facts.category, month, offer_id, amount, budget
+                budget_key, offer_id, amount, budget
             ):
                 continue
             if customer_id and not await self.limits.charge_customer(
                 customer_id, offer_id, amount, rules.customer_goodwill_cap, now, window
             ):
-                await self.limits.release_budget(facts.category, month, offer_id, amount)
+                await self.limits.release_budget(budget_key, offer_id)
                 continue
-            return decision
+            return decision, self.charged(budget_key if budget is not None else None,
+                                          customer_id, amount)  # fmt: skip
         return dataclasses.replace(
             decision,
             approver_role="supervisor",
             reasons=[*decision.reasons, "goodwill cap or budget reached while proposing: "
                      "supervisor approval needed"],
-        )  # fmt: skip
+        ), None  # fmt: skip
+
+    async def release(self, budget_key: str, customer_id: str | None, offer_id: str) -> None:
+        await self.limits.release_budget(budget_key, offer_id)
+        if customer_id:
+            await self.limits.release_customer(customer_id, offer_id)
+
+    async def settle(self, case_number: str, offer: dict[str, Any], now: datetime) -> None:
+        """Bring the offer's reservation to what its final state gives, and book it.
+
+        Runs after the state change that ended the offer (which marks the case
+        ``unsettled``), and again on redelivery or by the expiry loop's repair pass if a
+        crash came in between: every step is idempotent.
+        """
+        charged = offer.get("charged")
+        amount = settled_amount(offer)
+        if charged:
+            if charged.get("budget"):
+                await self.limits.settle_budget(charged["budget"], offer["offer_id"], amount)
+            if charged.get("customer_id"):
+                await self.limits.settle_customer(charged["customer_id"], offer["offer_id"], amount)
+        if amount > 0:
+            facts = offer.get("inputs", {})
+            await self.ledger.update_one(
+                {"_id": offer["offer_id"]},
+                {"$setOnInsert": {
+                    "case_number": case_number, "customer_id": facts.get("customer_id"),
+                    "category": facts.get("category"), "month": f"{now:%Y-%m}",
+                    "cents": int(amount * 100), "at": now, "how": offer["status"],
+                    "policy_version": offer["policy_version"],
+                }},
+                upsert=True,
+            )  # fmt: skip
+        await self.cases.update_one(
+            {"_id": case_number, "unsettled": offer["offer_id"]},
+            {"$unset": {"unsettled": "", "unsettled_since": ""}},
+        )
+
+    async def settle_pending(self, case: dict[str, Any], now: datetime) -> None:
+        offer_id = case.get("unsettled")
+        if offer_id and offer_id in case.get("offers", {}):
+            await self.settle(case["_id"], case["offers"][offer_id], now)
+
+    @staticmethod
+    def charged(budget_key: str | None, customer_id: str | None, amount: Decimal) -> dict[str, Any]:
+        return {"budget": budget_key, "customer_id": customer_id, "amount": str(amount)}
+
+    # --- proposing -------------------------------------------------------------------
 
     async def on_triaged(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
@@ -114,12 +180,43 @@ class CompensationService:
         data = event["data"]
         case_number = data["case_number"]
         case = await self.cases.find_one({"_id": case_number}) or {}
-        live = [o for o in case.get("offers", {}).values() if o["status"] in LIVE]
-        if live or case.get("offers"):
-            # One offer per case; a re-triage does not bring a second one.
+        if case.get("offers"):
+            # The first triage brings the offer; later ones (new messages, a reopening)
+            # only refresh the facts. A reopening brings its own offer (on_reopened).
             await apply_once(self.cases, case_number, event["id"], {"$set": {"facts": data}})
             await flush_outbox(self.cases, case_number, self.kit.publish)
             return
+        await self.make_offer(case_number, data, event["id"], offers={})
+
+    async def on_followup_event(self, record: InboundRecord) -> None:
+        event = parse_cloudevent(record)
+        if event["type"] != "complaint.case.reopened":
+            return
+        case_number = event["data"]["case_number"]
+        case = await self.cases.find_one({"_id": case_number})
+        if case is None or "facts" not in case:
+            raise RetryLater(f"no compensation record for {case_number} yet")
+        offers = case.get("offers", {})
+        if event["id"] in case.get("applied", []):
+            await flush_outbox(self.cases, case_number, self.kit.publish)
+            return
+        if live_offer(offers) is not None:
+            # The customer still has an open offer: it stands; no second one.
+            await apply_once(self.cases, case_number, event["id"], {"$inc": {"reopen_count": 1}})
+            return
+        minimum = self.kit.policy.current().followup.reopen_urgency
+        facts = dict(case["facts"])
+        if URGENCY_ORDER.index(facts["urgency"]) < URGENCY_ORDER.index(minimum):
+            facts["urgency"] = minimum
+        await self.make_offer(
+            case_number, facts, event["id"], offers=offers,
+            reopen_count=int(case.get("reopen_count", 0)) + 1, given=given_so_far(offers),
+        )  # fmt: skip
+
+    async def make_offer(
+        self, case_number: str, data: dict[str, Any], cause_id: str,
+        offers: dict[str, Any], reopen_count: int = 0, given: Given | None = None,
+    ) -> None:  # fmt: skip
         policy = self.kit.policy.current()
         now = self.kit.clock()
         order_value = data.get("order_value") or {}
@@ -127,234 +224,52 @@ class CompensationService:
         customer = (
             await self.customers.find_one({"_id": customer_id}) if customer_id else None
         ) or {}
+        given = given or Given()
         facts = OfferFacts(
             case_number=case_number,
             category=data["category"],
             urgency=data["urgency"],
             escalated=bool(data.get("escalated")),
             customer_tier=customer.get("tier") or data.get("customer_tier"),
+            customer_id=customer_id,
+            offer_id=next_offer_id(case_number, offers),
             order_value=Decimal(order_value["amount"]) if order_value.get("amount") else None,
             currency=order_value.get("currency") or policy.currency,
             language=data.get("language") or "zh-Hant",
+            reopen_count=reopen_count,
+            already_given=given.goodwill,
+            already_refunded=given.refunded,
         )
-        offer_id = f"{case_number}-O1"
-        decision = await self.decide_within_limits(facts, data.get("customer_id"), offer_id, now)
-        offer = offer_document(offer_id, decision, facts.currency, now, policy)
+        offer_id = facts.offer_id
+        decision, charged = await self.decide_within_limits(facts, customer_id, offer_id, now)
+        offer = offer_document(offer_id, decision, facts, now, policy, charged)
         messages = (
             [approval_message(case_number, offer, now)]
             if decision.needs_approval
             else proposed_messages(case_number, offer, data, now)
         )
+        update: dict[str, Any] = {
+            "$set": {
+                "facts": data,
+                "customer_id": customer_id,
+                f"offers.{offer_id}": offer,
+                "offer_expires_at": offer["expires_at"],
+                **add_to_outbox(messages),
+            }
+        }
+        if reopen_count:
+            update["$set"]["reopen_count"] = reopen_count
+        # Two proposers racing on one case compute the same offer id: one of them wins.
         applied = await apply_once(
-            self.cases,
-            case_number,
-            event["id"],
-            {
-                "$set": {
-                    "facts": data,
-                    "customer_id": data.get("customer_id"),
-                    f"offers.{offer_id}": offer,
-                    **add_to_outbox(messages),
-                }
-            },
-        )
+            self.cases, case_number, cause_id, update,
+            expect={f"offers.{offer_id}": {"$exists": False}},
+        )  # fmt: skip
         if applied:
             outcome = "approval_requested" if decision.needs_approval else "proposed"
-            self.outcomes.labels(outcome, data["category"]).inc()
+            self.outcomes.labels(outcome, facts.category).inc()
+            if offer["expires_at"] is not None:
+                self.expiry.notify(offer["expires_at"])
         await flush_outbox(self.cases, case_number, self.kit.publish)
-
-    # --- actions ---------------------------------------------------------------------
-
-    async def on_action(self, record: InboundRecord) -> None:
-        try:
-            raw = json.loads((record.value or b"").decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return  # the followup service owns rejecting malformed actions
-        if not isinstance(raw, dict) or raw.get("type") not in COMPENSATION_ACTIONS:
-            return
-        try:
-            action = _ACTION.validate_python(raw)
-        except ValidationError as exc:
-            raise InputRejected("schema_violation", str(exc)) from exc
-        case = await self.cases.find_one({"_id": action.case_number})
-        if case is None or "facts" not in case:
-            raise RetryLater(f"no compensation record for {action.case_number} yet")
-        offer = case.get("offers", {}).get(getattr(action, "offer_id", ""))
-        if offer is None:
-            raise InputRejected("unknown_offer", f"case {action.case_number} has no such offer")
-        now = self.kit.clock()
-        if isinstance(action, AcceptOffer):
-            await self.accept(case, offer, action, now)
-        elif isinstance(action, ApproveCompensation):
-            await self.approve(case, offer, action, now)
-        elif isinstance(action, RejectCompensation):
-            await self.reject_offer(case, offer, action, now)
-        await flush_outbox(self.cases, action.case_number, self.kit.publish)
-
-    async def accept(
-        self, case: dict[str, Any], offer: dict[str, Any], action: AcceptOffer, now: datetime
-    ) -> None:
-        option = next((o for o in offer["options"] if o["option_id"] == action.option_id), None)
-        if option is None:
-            raise InputRejected("unknown_option", f"offer {offer['offer_id']} has no such option")
-        expired = offer.get("expires_at") is not None and offer["expires_at"] < now
-        if offer["status"] != "proposed" or expired:
-            raise InputRejected(
-                "offer_not_open", f"offer {offer['offer_id']} is {offer['status']}, not open"
-            )
-        key = f"offers.{offer['offer_id']}"
-        entry = {
-            "what": "accepted",
-            "at": action.at,
-            "by": action.actor,
-            "option": option["option_id"],
-        }
-        applied = await apply_once(
-            self.cases,
-            case["_id"],
-            action.action_id,
-            {
-                "$set": {
-                    f"{key}.status": "accepted",
-                    f"{key}.accepted_option": option,
-                    **add_to_outbox([accepted_message(case["_id"], offer, option, now)]),
-                },
-                "$push": {f"{key}.history": entry},
-            },
-        )
-        goodwill = Decimal(option["goodwill"])
-        if applied and goodwill > 0:
-            facts = case.get("facts", {})
-            await self.ledger.update_one(
-                {"_id": offer["offer_id"]},
-                {
-                    "$setOnInsert": {
-                        "customer_id": case.get("customer_id"),
-                        "category": facts.get("category"),
-                        "month": f"{now:%Y-%m}",
-                        "cents": int(goodwill * 100),
-                        "at": now,
-                        "policy_version": offer["policy_version"],
-                    }
-                },
-                upsert=True,
-            )
-        if applied:
-            self.outcomes.labels("accepted", case.get("facts", {}).get("category", "other")).inc()
-
-    async def approve(
-        self,
-        case: dict[str, Any],
-        offer: dict[str, Any],
-        action: ApproveCompensation,
-        now: datetime,
-    ) -> None:
-        if offer["status"] != "pending_approval":
-            raise InputRejected(
-                "offer_not_pending", f"offer {offer['offer_id']} is {offer['status']}"
-            )
-        policy = self.kit.policy.current()
-        amount = Decimal(offer["requested_goodwill"])
-        if amount > 0:
-            # Approval overrides the limits; the spend is still recorded against them.
-            unlimited = Decimal("1e12")
-            window = timedelta(days=policy.compensation.customer_cap_window_days)
-            await self.limits.charge_budget(
-                case["facts"]["category"], f"{now:%Y-%m}", offer["offer_id"], amount, unlimited
-            )
-            if case.get("customer_id"):
-                await self.limits.charge_customer(
-                    case["customer_id"], offer["offer_id"], amount, unlimited, now, window
-                )
-        approved = {
-            **offer,
-            "status": "proposed",
-            "expires_at": now + timedelta(hours=policy.compensation.offer_expires_hours),
-        }
-        key = f"offers.{offer['offer_id']}"
-        await apply_once(
-            self.cases,
-            case["_id"],
-            action.action_id,
-            {
-                "$set": {
-                    f"{key}.status": "proposed",
-                    f"{key}.expires_at": approved["expires_at"],
-                    **add_to_outbox(proposed_messages(case["_id"], approved, case["facts"], now)),
-                },
-                "$push": {
-                    f"{key}.history": {
-                        "what": "approved",
-                        "at": action.at,
-                        "by": action.actor,
-                        "note": action.note,
-                    }
-                },
-            },
-        )
-
-    async def reject_offer(
-        self, case: dict[str, Any], offer: dict[str, Any], action: RejectCompensation, now: datetime
-    ) -> None:
-        if offer["status"] != "pending_approval":
-            raise InputRejected(
-                "offer_not_pending", f"offer {offer['offer_id']} is {offer['status']}"
-            )
-        policy = self.kit.policy.current()
-        limit = policy.compensation.system_authority_limit
-        # The capped alternative: the same options with goodwill cut to the system's authority.
-        options = []
-        for original in offer["options"]:
-            option = original
-            if Decimal(option["goodwill"]) > limit:
-                option = {
-                    **option,
-                    "value": str(limit),
-                    "goodwill": str(limit),
-                    "description": option["description"].split(" ")[0] + f" {limit:,.0f}",
-                }
-            options.append(option)
-        number = len(case.get("offers", {})) + 1
-        alternative = {
-            **offer,
-            "offer_id": f"{case['_id']}-O{number}",
-            "status": "proposed",
-            "options": options,
-            "requested_goodwill": str(min(Decimal(offer["requested_goodwill"]), limit)),
-            "approver_role": None,
-            "expires_at": now + timedelta(hours=policy.compensation.offer_expires_hours),
-            "history": [
-                {
-                    "what": "created",
-                    "at": now,
-                    "by": "system",
-                    "after_rejection_of": offer["offer_id"],
-                }
-            ],
-        }
-        key = f"offers.{offer['offer_id']}"
-        await apply_once(
-            self.cases,
-            case["_id"],
-            action.action_id,
-            {
-                "$set": {
-                    f"{key}.status": "rejected",
-                    f"offers.{alternative['offer_id']}": alternative,
-                    **add_to_outbox(
-                        proposed_messages(case["_id"], alternative, case["facts"], now)
-                    ),
-                },
-                "$push": {
-                    f"{key}.history": {
-                        "what": "rejected",
-                        "at": action.at,
-                        "by": action.actor,
-                        "note": action.note,
-                    }
-                },
-            },
-        )
 
 
 def build(kit: ServiceKit, settings: CompensationSettings) -> CompensationService:

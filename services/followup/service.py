@@ -106,10 +106,17 @@ class FollowupService:
 
     async def on_compensation(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
+        data = event["data"]
+        given = None
         if event["type"] == "complaint.compensation.accepted":
-            data = event["data"]
+            given = data
+        elif event["type"] == "complaint.compensation.expired" and data.get("fallback"):
+            # What the customer got without choosing counts as the case's compensation.
+            given = {"case_number": data["case_number"], "offer_id": data["offer_id"],
+                     **data["fallback"], "granted_on_expiry": True}  # fmt: skip
+        if given is not None:
             await self.cases.update_one(
-                {"_id": data["case_number"]}, {"$set": {"compensation": data}}, upsert=True
+                {"_id": data["case_number"]}, {"$set": {"compensation": given}}, upsert=True
             )
 
     # --- actions ---------------------------------------------------------------------

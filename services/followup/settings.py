@@ -1,11 +1,7 @@
 from __future__ import annotations
 
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import SchedulerSettings, ServiceSettings
 
 
-class FollowupSettings(ServiceSettings):
+class FollowupSettings(ServiceSettings, SchedulerSettings):
     http_port: int = 8004
-    # How often the scheduler looks for due checks, and how long a claim is held.
-    scheduler_poll_seconds: float = 0.5
-    scheduler_lease_seconds: float = 30.0
-    scheduler_batch: int = 100

@@ -117,6 +117,10 @@ class CompensationPolicy(_Strict):
     replacement_categories: list[str]
     shipping_refund_categories: list[str]
     monthly_budget_by_category: dict[str, Decimal]
+    # What a customer who never chose gets when the offer expires.
+    expiry_fallback: Literal["coupon", "apology_only", "none"] = "coupon"
+    # A reopened case: goodwill this many coupon tiers higher per reopening.
+    reopen_extra_tiers: int = Field(default=1, ge=0)
 
     @model_validator(mode="after")
     def _ordered_limits(self) -> CompensationPolicy:

@@ -12,6 +12,7 @@ than in insertion order, and one case's events must go out in the order they hap
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,6 +23,15 @@ from services.runtime.kafka import OutboundMessage
 
 Document = dict[str, Any]
 OUTBOX = "outbox"
+
+
+class _Turn:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+_FLUSHING: dict[tuple[str, str], _Turn] = {}
 
 
 def _sequenced(messages: Iterable[OutboundMessage]) -> list[Document]:
@@ -55,13 +65,28 @@ async def flush_outbox(
     document_id: Any,
     publish: Any,
 ) -> int:
-    """Publish what ``document_id`` still has pending, then forget it. Returns the count."""
-    document = await collection.find_one({"_id": document_id}, {OUTBOX: 1})
-    messages = pending(document)
-    if messages:
-        await publish(messages)
-        await collection.update_one(
-            {"_id": document_id},
-            {"$unset": {f"{OUTBOX}.{message['id']}": "" for message in messages}},
-        )
-    return len(messages)
+    """Publish what ``document_id`` still has pending, then forget it. Returns the count.
+
+    Handlers of different topics may flush the same document at once (a case's triage
+    and its actions); within one process they take turns, so the second finds the
+    outbox already cleared instead of publishing the same events again. Across
+    processes a duplicate stays possible, with the same event ids (at-least-once).
+    """
+    key = (collection.full_name, str(document_id))
+    turn = _FLUSHING.setdefault(key, _Turn())
+    turn.users += 1
+    try:
+        async with turn.lock:
+            document = await collection.find_one({"_id": document_id}, {OUTBOX: 1})
+            messages = pending(document)
+            if messages:
+                await publish(messages)
+                await collection.update_one(
+                    {"_id": document_id},
+                    {"$unset": {f"{OUTBOX}.{message['id']}": "" for message in messages}},
+                )
+            return len(messages)
+    finally:
+        turn.users -= 1
+        if turn.users == 0:
+            del _FLUSHING[key]

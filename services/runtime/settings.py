@@ -30,3 +30,18 @@ class ServiceSettings(BaseSettings):
     max_publish_bytes: int = 16 * 1024 * 1024
     # Redelivery back-off while the store or broker is unreachable.
     retry_backoff_max_seconds: float = 5.0
+    # Off only to measure what metrics cost (make bench): no FastStream middleware, no
+    # store timings, no lag measurement. Business counters stay (they are the product).
+    metrics_enabled: bool = True
+    lag_poll_seconds: float = 5.0
+
+
+class SchedulerSettings(BaseSettings):
+    """A service with a durable scheduler loop (follow-ups, offer expiry)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # How often the loop looks for due work, and how long a claim is held.
+    scheduler_poll_seconds: float = 0.5
+    scheduler_lease_seconds: float = 30.0
+    scheduler_batch: int = 100

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.compensation.offers import OfferFacts, propose
+from services.compensation.events import offer_document
+from services.compensation.lifecycle import capped_options
+from services.compensation.offers import OfferFacts, coupon_value, propose
 from services.policy import Policy, load_policy
 
 BASE = load_policy()
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 CATEGORIES = [rule.name for rule in BASE.triage.categories] + ["other"]
 money = st.decimals(min_value=0, max_value=100_000, places=2, allow_nan=False, allow_infinity=False)
 
@@ -46,6 +51,9 @@ facts = st.builds(
     language=st.sampled_from(["zh-Hant", "zh-Hans", "en"]),
     customer_goodwill_used=money,
     category_budget_left=st.none() | st.decimals(min_value=-500, max_value=50_000, places=2),
+    reopen_count=st.integers(0, 3),
+    already_given=st.decimals(min_value=0, max_value=3_000, places=0),
+    already_refunded=st.decimals(min_value=0, max_value=100_000, places=2),
 )
 
 
@@ -59,7 +67,7 @@ def test_offers_stay_inside_policy(case: OfferFacts, policy: Policy) -> None:
     for option in decision.options:
         if option.kind == "refund":
             assert case.order_value is not None and option.value is not None
-            assert option.value <= case.order_value
+            assert option.value <= case.order_value - case.already_refunded
         assert option.goodwill >= 0
         # Never beyond what the customer has left under the rolling cap.
         assert option.goodwill <= max(
@@ -75,3 +83,28 @@ def test_offers_stay_inside_policy(case: OfferFacts, policy: Policy) -> None:
     if case.category in rules.no_money_categories:
         assert all(option.value is None for option in decision.options)
     assert propose(case, policy) == decision  # same inputs, same policy: same offer
+
+
+@settings(max_examples=500, deadline=None)
+@given(facts, policies(), st.decimals(min_value=0, max_value=3_000, places=0))
+def test_a_capped_alternative_stays_under_its_ceiling(
+    case: OfferFacts, policy: Policy, ceiling: Decimal
+) -> None:
+    offer = offer_document("X-O1", propose(case, policy), case, T0, policy, None)
+    options = capped_options(offer["options"], ceiling, "TWD", case.language, "X-O2")
+    assert 2 <= len(options) <= 3
+    assert len({option["kind"] for option in options}) == len(options)
+    assert all(Decimal(option["goodwill"]) <= ceiling for option in options)
+    assert all(option["option_id"].startswith("X-O2-") for option in options)
+
+
+@settings(max_examples=500, deadline=None)
+@given(facts, policies())
+def test_a_reopened_case_is_topped_up_never_paid_twice(case: OfferFacts, policy: Policy) -> None:
+    """The new offer's coupon plus what the case already got never exceeds its tier."""
+    reopened = dataclasses.replace(case, reopen_count=1)
+    decision = propose(reopened, policy)
+    tier, _ = coupon_value(reopened, policy)
+    for option in decision.options:
+        if option.kind == "coupon":
+            assert option.goodwill + reopened.already_given <= tier

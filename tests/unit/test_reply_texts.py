@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.compensation.events import _OFFER_TEXT
+from services.compensation.events import _EXPIRED_TEXT, _FALLBACK_TEXT, _OFFER_TEXT
 from services.compensation.offers import _DESCRIPTIONS
 from services.followup.events import _SURVEY
 from services.intake.templates import ACK_TEMPLATES, acknowledgement
@@ -14,7 +14,13 @@ BANNED = [phrase.lower() for phrase in load_policy().replies.banned_phrases]
 
 
 def all_texts() -> list[str]:
-    texts = [*ACK_TEMPLATES.values(), *_OFFER_TEXT.values(), *_SURVEY.values()]
+    texts = [
+        *ACK_TEMPLATES.values(),
+        *_OFFER_TEXT.values(),
+        *_EXPIRED_TEXT.values(),
+        *_FALLBACK_TEXT.values(),
+        *_SURVEY.values(),
+    ]
     texts += [text for by_language in _DESCRIPTIONS.values() for text in by_language.values()]
     return texts
 

@@ -1,0 +1,130 @@
+"""Offers nobody chose from: expired on time, once, with the policy's fallback.
+
+Cases with a live offer carry its expiry in ``offer_expires_at``. The loop sleeps until
+the earliest one (or a poll interval), claims a due case with a lease (an atomic
+conditional update, so two instances never expire the same offer twice), then expires
+the offer, queues its events and marks the case ``unsettled`` in ONE update; the
+reservation is settled to the fallback afterwards. A repair pass settles what a crash
+left unsettled for longer than a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ReturnDocument
+
+from services.compensation.events import expired_messages
+from services.compensation.lifecycle import fallback_option, goodwill_of
+from services.runtime.errors import TRANSIENT_ERRORS
+from services.runtime.outbox import add_to_outbox, flush_outbox
+
+if TYPE_CHECKING:
+    from services.compensation.service import CompensationService
+
+log = logging.getLogger(__name__)
+Document = dict[str, Any]
+
+
+class OfferExpiry:
+    def __init__(self, service: CompensationService) -> None:
+        self.service = service
+        self.kit = service.kit
+        self.cases = service.cases
+        self.settings = service.settings
+        self.owner = f"{self.kit.name}-{uuid.uuid4().hex[:8]}"
+        self.wake = asyncio.Event()
+
+    def notify(self, expires_at: datetime) -> None:
+        """A new expiry: look again now rather than at the end of the current pause."""
+        self.wake.set()
+
+    async def due(self, now: datetime) -> list[str]:
+        found = await self.cases.find(
+            {"offer_expires_at": {"$lte": now}}, {"_id": 1, "offer_expires_at": 1}
+        ).to_list(self.settings.scheduler_batch)
+        return [item["_id"] for item in sorted(found, key=lambda item: item["offer_expires_at"])]
+
+    async def claim(self, case_number: str, now: datetime) -> Document | None:
+        lease = now + timedelta(seconds=self.settings.scheduler_lease_seconds)
+        return await self.cases.find_one_and_update(
+            {
+                "_id": case_number,
+                "offer_expires_at": {"$lte": now},
+                "$or": [{"expiry_lease_until": None}, {"expiry_lease_until": {"$lt": now}}],
+            },
+            {"$set": {"expiry_lease_until": lease, "expiry_owner": self.owner}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def expire(self, case: Document, now: datetime) -> bool:
+        offer = next(
+            (o for o in case.get("offers", {}).values()
+             if o["status"] == "proposed" and o.get("expires_at") and o["expires_at"] <= now),
+            None,
+        )  # fmt: skip
+        guard = {"_id": case["_id"], "expiry_owner": self.owner,
+                 "offer_expires_at": case["offer_expires_at"]}  # fmt: skip
+        if offer is None:  # accepted just now, or nothing live: nothing to expire
+            await self.cases.update_one(
+                guard, {"$set": {"offer_expires_at": None, "expiry_lease_until": None}}
+            )
+            return False
+        policy = self.kit.policy.current()
+        facts = case.get("facts", {})
+        fallback = fallback_option(offer, policy, facts.get("language") or "zh-Hant")
+        key = f"offers.{offer['offer_id']}"
+        result = await self.cases.update_one(
+            {**guard, f"{key}.status": "proposed"},
+            {"$set": {f"{key}.status": "expired", f"{key}.expired_at": now,
+                      f"{key}.fallback": fallback, "offer_expires_at": None,
+                      "expiry_lease_until": None, "unsettled": offer["offer_id"],
+                      "unsettled_since": now,
+                      **add_to_outbox(expired_messages(case["_id"], offer, fallback, facts, now))},
+             "$push": {f"{key}.history": {"what": "expired", "at": now, "by": "system:expiry",
+                                          "fallback": fallback,
+                                          "charged": offer.get("charged")}}},
+        )  # fmt: skip
+        if not result.modified_count:
+            return False
+        category = facts.get("category", "other")
+        self.service.outcomes.labels("expired", category).inc()
+        if goodwill_of(fallback) > 0:
+            self.service.goodwill.labels(category).inc(float(goodwill_of(fallback)))
+        expired = {**offer, "status": "expired", "fallback": fallback}
+        await self.service.settle(case["_id"], expired, now)
+        await flush_outbox(self.cases, case["_id"], self.kit.publish)
+        return True
+
+    async def repair(self, now: datetime) -> None:
+        """Settle what a crash left unsettled (the offer ended, the money not yet moved)."""
+        stale = now - timedelta(seconds=self.settings.scheduler_lease_seconds)
+        async for case in self.cases.find({"unsettled_since": {"$lte": stale}}):
+            await self.service.settle_pending(case, now)
+            await flush_outbox(self.cases, case["_id"], self.kit.publish)
+
+    async def expire_due(self) -> int:
+        """Expire every offer due now; returns how many this instance expired."""
+        expired = 0
+        now = self.kit.clock()
+        for case_number in await self.due(now):
+            case = await self.claim(case_number, now)
+            if case is not None and await self.expire(case, now):
+                expired += 1
+        await self.repair(now)
+        return expired
+
+    async def run(self) -> None:
+        while not self.kit.stopping.is_set():
+            self.wake.clear()
+            try:
+                await self.expire_due()
+            except TRANSIENT_ERRORS as outage:
+                log.warning("expiry pass failed, retrying: %s", type(outage).__name__)
+            except Exception:
+                log.exception("expiry pass failed")
+            await self.kit.pause(self.settings.scheduler_poll_seconds, self.wake)
