@@ -14,7 +14,7 @@ LOCAL := deploy/local
 export COMPLAINTS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help venv infra-fetch infra-up infra-down up down run test test-unit test-integration \
-        lint format schemas dlq-replay bench clean
+        lint format schemas dlq-replay bench clean prometheus-install check-rules audit
 
 help:
 	@echo "make run        set up everything, start the system, feed the samples (Ctrl-C stops)"
@@ -24,6 +24,8 @@ help:
 	@echo "make infra-up / infra-down   local Kafka + FerretDB only"
 	@echo "make lint       ruff + mypy --strict;  make schemas  re-export JSON Schema + AsyncAPI"
 	@echo "make dlq-replay ARGS='--topic T --apply'   re-feed dead-lettered records after a fix"
+	@echo "make audit ARGS='case CS20261123-0001' | ARGS='month 2026-11'   compensation audit"
+	@echo "make check-rules  promtool check + unit tests of the Prometheus alert rules"
 
 # --- Python environment (uv, pinned by uv.lock) ------------------------------------
 $(UV):
@@ -51,17 +53,36 @@ infra-down:
 	$(LOCAL)/ferretdb.sh stop
 	$(LOCAL)/kafka.sh stop
 
+# Prometheus and promtool from Debian's package (make run scrapes the services with it;
+# make test checks the alert rules with promtool).
+prometheus-install:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  echo "installing Debian's prometheus package (prometheus, promtool)"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+
+check-rules: prometheus-install
+	promtool check rules deploy/prometheus/rules/complaints.rules.yml
+	cd deploy/prometheus/rules && promtool test rules complaints.rules.test.yml
+
 # --- the system -------------------------------------------------------------------------
-up: infra-up
+up: infra-up prometheus-install
 	$(LOCAL)/services.sh start
+	$(LOCAL)/prometheus.sh start || echo "Prometheus did not start; the services run without it"
 
 down:
+	$(LOCAL)/prometheus.sh stop
 	$(LOCAL)/services.sh stop
 	$(LOCAL)/ferretdb.sh stop
 	$(LOCAL)/kafka.sh stop
 
-run: infra-fetch
+run: infra-fetch prometheus-install
 	$(LOCAL)/run.sh
+
+audit: venv
+	$(PY) -m services.compensation.audit $(ARGS)
 
 # Re-feed dead-lettered records after a fix, e.g. ARGS="--topic complaints.inbound.app --apply"
 dlq-replay: venv
@@ -70,14 +91,14 @@ dlq-replay: venv
 # --- tests and checks ---------------------------------------------------------------
 # The test session starts its own Kafka and FerretDB on separate ports (unless
 # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI are set or a Docker daemon answers).
-test: infra-fetch lint
+test: infra-fetch lint check-rules
 	$(PY) -m schemas.export --check
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv prometheus-install
 	$(PY) -m pytest -p no:cacheprovider -m "not integration" $(PYTEST_ARGS)
 
-test-integration: infra-fetch
+test-integration: infra-fetch prometheus-install
 	$(PY) -m pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
 
 # Throughput against a same-run baseline, e.g. ARGS="--service triage --records 3000"

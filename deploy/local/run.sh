@@ -28,11 +28,14 @@ if [ -z "${MONGODB_URI:-}" ]; then
 fi
 "$HERE/services.sh" status >/dev/null 2>&1 || started+=(services)
 "$HERE/services.sh" start
+"$HERE/prometheus.sh" status >/dev/null 2>&1 || started+=(prometheus)
+"$HERE/prometheus.sh" start || log "Prometheus did not start; the services run without it"
 
 PYTHONPATH="$REPO_ROOT" "$PYTHON" "$HERE/feed_samples.py" --endpoints "$RUN_DIR/endpoints.json" \
   --samples "${SAMPLES_DIR:-$REPO_ROOT/../shared/samples}" || log "sample feed reported problems"
 
 echo
 log "the system keeps running: metrics at http://127.0.0.1:8001/metrics … :8004/metrics,"
+log "Prometheus (targets, alert rules, queries) at http://127.0.0.1:${PROMETHEUS_PORT:-9090}/,"
 log "service logs in $RUN_DIR/services/. Press Ctrl-C to stop."
 while true; do sleep 3600 & wait $!; done

@@ -116,6 +116,7 @@ class OfferExpiry:
             if case is not None and await self.expire(case, now):
                 expired += 1
         await self.repair(now)
+        await self.service.refresh_budget_gauges(now)
         return expired
 
     async def run(self) -> None:

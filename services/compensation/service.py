@@ -9,11 +9,12 @@ expired, rejected). Reservations are what keep two instances from overspending.
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_TRIAGED, CUSTOMER_PROFILES
 from services.compensation.actions import ActionHandlers
@@ -37,6 +38,7 @@ from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
 
 URGENCY_ORDER = ("normal", "high", "urgent")
+BUDGET_REFRESH_SECONDS = 5.0
 
 
 class CompensationService:
@@ -59,6 +61,16 @@ class CompensationService:
             ["category"],
             registry=kit.registry,
         )
+        self.budget = Gauge(
+            "complaints_goodwill_budget", "This month's goodwill budget per category (policy)",
+            ["category"], registry=kit.registry,
+        )  # fmt: skip
+        self.budget_remaining = Gauge(
+            "complaints_goodwill_budget_remaining",
+            "This month's goodwill budget not yet reserved or given, per category",
+            ["category"], registry=kit.registry,
+        )  # fmt: skip
+        self._budget_refreshed = -BUDGET_REFRESH_SECONDS
         self.actions = ActionHandlers(self)
         self.expiry = OfferExpiry(self)
 
@@ -125,6 +137,17 @@ class CompensationService:
             reasons=[*decision.reasons, "goodwill cap or budget reached while proposing: "
                      "supervisor approval needed"],
         ), None  # fmt: skip
+
+    async def refresh_budget_gauges(self, now: datetime) -> None:
+        # An operational refresh rate (wall clock), not a business time.
+        if time.monotonic() - self._budget_refreshed < BUDGET_REFRESH_SECONDS:
+            return
+        self._budget_refreshed = time.monotonic()
+        budgets = self.kit.policy.current().compensation.monthly_budget_by_category
+        used = await self.limits.month_usage(f"{now:%Y-%m}")
+        for category, budget in budgets.items():
+            self.budget.labels(category).set(float(budget))
+            self.budget_remaining.labels(category).set(float(budget - used.get(category, 0)))
 
     async def release(self, budget_key: str, customer_id: str | None, offer_id: str) -> None:
         await self.limits.release_budget(budget_key, offer_id)

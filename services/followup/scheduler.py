@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -44,6 +44,10 @@ class FollowupScheduler:
         self.transitions = Counter(
             "complaints_followups_total", "Follow-up checks by transition",
             ["transition"], registry=kit.registry,
+        )  # fmt: skip
+        self.due_now = Gauge(
+            "complaints_followups_due", "Follow-up steps due now and not yet taken (up to a batch)",
+            registry=kit.registry,
         )  # fmt: skip
 
     async def ensure_indexes(self) -> None:
@@ -127,7 +131,9 @@ class FollowupScheduler:
         """Run every step due now; returns how many this instance ran."""
         fired = 0
         now = self.kit.clock()
-        for followup_id in await self.due(now):
+        due = await self.due(now)
+        self.due_now.set(len(due))
+        for followup_id in due:
             followup = await self.claim(followup_id, now)
             if followup is not None:
                 await self.fire(followup, now)

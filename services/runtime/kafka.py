@@ -26,15 +26,21 @@ CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
 
 def build_broker(
-    bootstrap_servers: str, service: str, registry: CollectorRegistry, max_publish_bytes: int
+    bootstrap_servers: str,
+    service: str,
+    registry: CollectorRegistry | None,
+    max_publish_bytes: int,
 ) -> KafkaBroker:
+    """The service's broker; ``registry`` None leaves out FastStream's metrics middleware."""
     return KafkaBroker(
         bootstrap_servers,
         max_request_size=max_publish_bytes,
         client_id=f"complaints-{service}",
         # acks=all + idempotence: a publish returns only once the record is durable.
         enable_idempotence=True,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service)],
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service)]
+        if registry is not None
+        else [],
         logger=logging.getLogger(f"faststream.{service}"),
         graceful_timeout=30.0,
     )

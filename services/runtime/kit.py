@@ -27,8 +27,9 @@ from services.runtime.clock import Clock, system_clock
 from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
+from services.runtime.lag import LagMonitor
 from services.runtime.logs import quiet_payload_loggers
-from services.runtime.metrics import CommonMetrics
+from services.runtime.metrics import CommonMetrics, StoreCommandTimer
 from services.runtime.records import InboundRecord
 from services.runtime.settings import ServiceSettings
 
@@ -59,10 +60,18 @@ class ServiceKit:
         self.registry = CollectorRegistry()
         self.metrics = CommonMetrics(self.registry, name)
         self.broker: KafkaBroker = build_broker(
-            settings.kafka_bootstrap_servers, name, self.registry, settings.max_publish_bytes
+            settings.kafka_bootstrap_servers,
+            name,
+            self.registry if settings.metrics_enabled else None,
+            settings.max_publish_bytes,
         )
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000
+            settings.mongodb_uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=5000,
+            event_listeners=[StoreCommandTimer(self.metrics.store_latency, name)]
+            if settings.metrics_enabled
+            else [],
         )
         self.db: AsyncDatabase[Document] = self.mongo[f"{settings.mongodb_database_prefix}_{name}"]
         self.policy = PolicySource(settings.policy_file)
@@ -72,11 +81,15 @@ class ServiceKit:
         self._tasks: list[asyncio.Task[None]] = []
         # Set on shutdown: background loops finish their current pass, then return.
         self.stopping = asyncio.Event()
+        self.lag = LagMonitor(self, settings.lag_poll_seconds)
+        if settings.metrics_enabled:
+            self.background(self.lag.run)
 
     # --- consuming -----------------------------------------------------------------
 
     def subscribe(self, topic: str, handler: RecordHandler) -> None:
         group_id = f"{self.settings.consumer_group_prefix}.{self.name}.{topic}"
+        self.lag.subscriptions.append((self.settings.topic_prefix + topic, group_id))
 
         @self.broker.subscriber(
             self.settings.topic_prefix + topic,
@@ -159,6 +172,9 @@ class ServiceKit:
 
     @asynccontextmanager
     async def timed(self, operation: str) -> Any:
+        if not self.settings.metrics_enabled:
+            yield
+            return
         with self.metrics.store_latency.labels(self.name, operation).time():
             yield
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pymongo import monitoring
 
 
 class CommonMetrics:
@@ -39,3 +40,22 @@ class CommonMetrics:
             registry=registry,
         )
         self.service = service
+
+
+class StoreCommandTimer(monitoring.CommandListener):
+    """Every store command's latency, by command name (find, update, findAndModify, …)."""
+
+    def __init__(self, histogram: Histogram, service: str) -> None:
+        self.histogram = histogram
+        self.service = service
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self.histogram.labels(self.service, event.command_name).observe(event.duration_micros / 1e6)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.histogram.labels(self.service, f"{event.command_name}_failed").observe(
+            event.duration_micros / 1e6
+        )

@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
 from services.runtime.customers import apply_profile_record
@@ -39,6 +39,13 @@ class TriageService:
             "Triage decisions by category and urgency",
             ["category", "urgency"],
             registry=kit.registry,
+        )
+        self.receipt_to_triage = Histogram(
+            "complaints_receipt_to_triage_seconds",
+            "Time from a complaint's receipt to its first triage decision",
+            ["channel"],
+            registry=kit.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
         )
         self.escalations = Counter(
             "complaints_escalations_total", "Escalated triage decisions", registry=kit.registry
@@ -126,6 +133,9 @@ class TriageService:
         )
         if applied:
             self.count(decision.category, decision.urgency, decision.escalated)
+            # Receipt by the channel to the triage decision: the whole intake+triage path.
+            waited = (self.kit.clock() - received_at).total_seconds()
+            self.receipt_to_triage.labels(data.get("channel", "unknown")).observe(max(0.0, waited))
             self.watcher.notify(next_alarm_at(alarms))
         await flush_outbox(self.cases, case_number, self.kit.publish)
 

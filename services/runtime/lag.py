@@ -1,0 +1,79 @@
+"""Consumer lag per topic and partition, as the broker sees it: end offset minus the
+offset this service's consumer group has committed. Committed, not consumed, because
+that is what would be re-read after a crash, and what KEDA's Kafka scaler scales on."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import Gauge
+
+from services.runtime.errors import TRANSIENT_ERRORS
+
+if TYPE_CHECKING:
+    from services.runtime.kit import ServiceKit
+
+log = logging.getLogger(__name__)
+
+
+class LagMonitor:
+    def __init__(self, kit: ServiceKit, poll_seconds: float) -> None:
+        self.kit = kit
+        self.poll_seconds = poll_seconds
+        # (full topic name, consumer group) for every subscription of the service.
+        self.subscriptions: list[tuple[str, str]] = []
+        self.lag = Gauge(
+            "complaints_consumer_lag_records",
+            "Records on the topic not yet committed by the service's consumer group",
+            ["service", "topic", "partition"],
+            registry=kit.registry,
+        )
+
+    async def measure(
+        self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer
+    ) -> dict[TopicPartition, int]:
+        lags: dict[TopicPartition, int] = {}
+        topics = [topic for topic, _ in self.subscriptions]
+        described = await admin.describe_topics(topics)
+        partitions = {
+            entry["topic"]: [TopicPartition(entry["topic"], p["partition"])
+                             for p in entry.get("partitions", [])]
+            for entry in described
+        }  # fmt: skip
+        for topic, group in self.subscriptions:
+            mine = partitions.get(topic, [])
+            if not mine:
+                continue
+            committed = await admin.list_consumer_group_offsets(group, partitions=mine)
+            ends = await consumer.end_offsets(mine)
+            for partition in mine:
+                done = committed.get(partition)
+                position = done.offset if done is not None and done.offset >= 0 else 0
+                lags[partition] = max(0, ends[partition] - position)
+                self.lag.labels(
+                    self.kit.name, topic.removeprefix(self.kit.settings.topic_prefix),
+                    str(partition.partition),
+                ).set(lags[partition])  # fmt: skip
+        return lags
+
+    async def run(self) -> None:
+        bootstrap = self.kit.settings.kafka_bootstrap_servers
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        try:
+            await admin.start()
+            await consumer.start()
+            while not self.kit.stopping.is_set():
+                try:
+                    await self.measure(admin, consumer)
+                except TRANSIENT_ERRORS as outage:
+                    log.warning("lag measurement failed: %s", type(outage).__name__)
+                except Exception:
+                    log.exception("lag measurement failed")
+                await self.kit.pause(self.poll_seconds)
+        finally:
+            await consumer.stop()
+            await admin.close()
