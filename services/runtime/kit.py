@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 RecordHandler = Callable[[InboundRecord], Awaitable[None]]
 BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
+
+# Outbound records keyed by a case carry its number into the log line (correlation).
+CASE_NUMBER = re.compile(r"CS\d{8}-\d+")
 
 # How long background loops get to finish their current pass on shutdown.
 SHUTDOWN_GRACE_SECONDS = 20.0
@@ -169,6 +173,13 @@ class ServiceKit:
             # Entries stored before they carried their type: read it from the event.
             event_type = message.get("type") or json.loads(message["value"]).get("type", "?")
             self.metrics.events_published.labels(self.name, message["topic"], event_type).inc()
+            key = str(message.get("key") or "")
+            log.info(
+                "event published",
+                extra={"event_id": message["id"], "event_type": event_type,
+                       "topic": message["topic"],
+                       "case_number": key if CASE_NUMBER.fullmatch(key) else None},
+            )  # fmt: skip
 
     @asynccontextmanager
     async def timed(self, operation: str) -> Any:

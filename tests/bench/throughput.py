@@ -2,6 +2,7 @@
 
     make bench ARGS="--service intake --records 3000"
     make bench ARGS="--service triage --records 3000"
+    make bench ARGS="--service intake --records 600 --metrics-overhead 2"
 
 Baseline: a FastStream subscriber with the services' delivery settings (explicit group,
 NACK_ON_ERROR, a commit after every record) that only decodes each record, reading the
@@ -119,7 +120,9 @@ async def baseline(bootstrap: str, records: list[tuple[str, bytes]], run: str) -
     return rate(stamps)
 
 
-async def service(infra: Any, name: str, records: list[tuple[str, bytes]], run: str) -> float:
+async def service(
+    infra: Any, name: str, records: list[tuple[str, bytes]], run: str, **settings: Any
+) -> float:
     prefix = f"bench{run}."
     await ensure_topics(infra.kafka_bootstrap_servers, 3, prefix)
     await publish(infra.kafka_bootstrap_servers, records, prefix)
@@ -130,7 +133,9 @@ async def service(infra: Any, name: str, records: list[tuple[str, bytes]], run: 
             # The clock stands at the inputs' receipt time: cases are triaged as they arrive,
             # not hours later with every deadline already overdue.
             clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
-            await start_services(stack, infra, f"bench{run}", clock, (name,), topic_prefix=prefix)
+            await start_services(
+                stack, infra, f"bench{run}", clock, (name,), topic_prefix=prefix, **settings
+            )
             wanted = "complaint.case.opened" if name == "intake" else "complaint.case.triaged"
             outputs = await reader.wait_for(
                 lambda s: s.type == wanted, timeout=1800, count=len(records)
@@ -151,15 +156,43 @@ async def measure(infra: Any, name: str, count: int) -> None:
     print(f"  ratio {name} / baseline:  {measured / base:8.3f}")
 
 
+async def metrics_overhead(infra: Any, name: str, count: int, rounds: int) -> None:
+    """The service with and without metrics, alternating (off, on, off, on, …) so that a
+    drift of the machine or the store during the run falls on both alike. Each run has
+    its own topics and its own fresh database."""
+    run = uuid.uuid4().hex[:8]
+    records = (intake_inputs if name == "intake" else triage_inputs)(count, run)
+    base = await baseline(infra.kafka_bootstrap_servers, records, run)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for round_number in range(rounds):
+        for enabled in (False, True):
+            tag = f"{run}{round_number}{'m' if enabled else 'n'}"
+            measured = await service(infra, name, records, tag, metrics_enabled=enabled)
+            rates[enabled].append(measured)
+            print(f"  round {round_number + 1}, metrics {'on ' if enabled else 'off'}: "
+                  f"{measured:8.1f} records/s")  # fmt: skip
+    on, off = (sum(rates[flag]) / len(rates[flag]) for flag in (True, False))
+    print(f"{name}: {count} records, {rounds} round(s) each")
+    print(f"  baseline consume-and-ack: {base:8.1f} records/s")
+    print(f"  metrics off (mean):       {off:8.1f} records/s  ratio to baseline {off / base:.3f}")
+    print(f"  metrics on  (mean):       {on:8.1f} records/s  ratio to baseline {on / base:.3f}")
+    print(f"  metrics on / off:         {on / off:8.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--service", choices=sorted(OUTPUT), default="intake")
     parser.add_argument("--records", type=int, default=3000)
+    parser.add_argument("--metrics-overhead", type=int, metavar="ROUNDS", default=0,
+                        help="compare the service with and without metrics, ROUNDS times each")  # fmt: skip
     args = parser.parse_args()
     with ExitStack() as stack:
         infra = provide_infra(stack, print)
         print("\n".join(infra.describe()))
-        asyncio.run(measure(infra, args.service, args.records))
+        if args.metrics_overhead:
+            asyncio.run(metrics_overhead(infra, args.service, args.records, args.metrics_overhead))
+        else:
+            asyncio.run(measure(infra, args.service, args.records))
 
 
 if __name__ == "__main__":
