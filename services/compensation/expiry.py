@@ -11,22 +11,18 @@ left unsettled for longer than a lease.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ReturnDocument
-
 from services.compensation.events import expired_messages
 from services.compensation.lifecycle import fallback_option, goodwill_of
-from services.runtime.errors import TRANSIENT_ERRORS
+from services.runtime.leases import LeasedWork
 from services.runtime.outbox import add_to_outbox, flush_outbox
 
 if TYPE_CHECKING:
     from services.compensation.service import CompensationService
 
-log = logging.getLogger(__name__)
 Document = dict[str, Any]
 
 
@@ -38,28 +34,12 @@ class OfferExpiry:
         self.settings = service.settings
         self.owner = f"{self.kit.name}-{uuid.uuid4().hex[:8]}"
         self.wake = asyncio.Event()
+        self.work = LeasedWork(self.cases, "offer_expires_at", "expiry_lease_until",
+                               "expiry_owner", self.owner)  # fmt: skip
 
     def notify(self, expires_at: datetime) -> None:
         """A new expiry: look again now rather than at the end of the current pause."""
         self.wake.set()
-
-    async def due(self, now: datetime) -> list[str]:
-        found = await self.cases.find(
-            {"offer_expires_at": {"$lte": now}}, {"_id": 1, "offer_expires_at": 1}
-        ).to_list(self.settings.scheduler_batch)
-        return [item["_id"] for item in sorted(found, key=lambda item: item["offer_expires_at"])]
-
-    async def claim(self, case_number: str, now: datetime) -> Document | None:
-        lease = now + timedelta(seconds=self.settings.scheduler_lease_seconds)
-        return await self.cases.find_one_and_update(
-            {
-                "_id": case_number,
-                "offer_expires_at": {"$lte": now},
-                "$or": [{"expiry_lease_until": None}, {"expiry_lease_until": {"$lt": now}}],
-            },
-            {"$set": {"expiry_lease_until": lease, "expiry_owner": self.owner}},
-            return_document=ReturnDocument.AFTER,
-        )
 
     async def expire(self, case: Document, now: datetime) -> bool:
         offer = next(
@@ -111,8 +91,8 @@ class OfferExpiry:
         """Expire every offer due now; returns how many this instance expired."""
         expired = 0
         now = self.kit.clock()
-        for case_number in await self.due(now):
-            case = await self.claim(case_number, now)
+        for case_number in await self.work.due(now, self.settings.scheduler_batch):
+            case = await self.work.claim(case_number, now, self.settings.scheduler_lease_seconds)
             if case is not None and await self.expire(case, now):
                 expired += 1
         await self.repair(now)
@@ -120,12 +100,5 @@ class OfferExpiry:
         return expired
 
     async def run(self) -> None:
-        while not self.kit.stopping.is_set():
-            self.wake.clear()
-            try:
-                await self.expire_due()
-            except TRANSIENT_ERRORS as outage:
-                log.warning("expiry pass failed, retrying: %s", type(outage).__name__)
-            except Exception:
-                log.exception("expiry pass failed")
-            await self.kit.pause(self.settings.scheduler_poll_seconds, self.wake)
+        await self.kit.repeat("offer expiry", self.expire_due,
+                              self.settings.scheduler_poll_seconds, self.wake)  # fmt: skip

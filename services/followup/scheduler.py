@@ -13,22 +13,19 @@ after a lease expiry carries ids consumers have already seen.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.followup.events import reminder_messages, sent_messages
 from services.followup.settings import FollowupSettings
-from services.runtime.errors import TRANSIENT_ERRORS
 from services.runtime.kit import ServiceKit
+from services.runtime.leases import LeasedWork
 from services.runtime.outbox import add_to_outbox, flush_outbox
 
-log = logging.getLogger(__name__)
 Document = dict[str, Any]
 OPEN = ("scheduled", "sent", "reminded")
 
@@ -41,6 +38,7 @@ class FollowupScheduler:
         self.settings = settings
         self.followups = followups
         self.owner = f"{kit.name}-{uuid.uuid4().hex[:8]}"
+        self.work = LeasedWork(followups, "next_at", "lease_until", "owner", self.owner)
         self.transitions = Counter(
             "complaints_followups_total", "Follow-up checks by transition",
             ["transition"], registry=kit.registry,
@@ -85,24 +83,10 @@ class FollowupScheduler:
             self.transitions.labels("cancelled").inc(result.modified_count)
 
     async def due(self, now: datetime) -> list[str]:
-        """Steps due now, oldest first: a plain read, so no write waits on the search."""
-        found = await self.followups.find(
-            {"next_at": {"$lte": now}}, {"_id": 1, "next_at": 1}
-        ).to_list(self.settings.scheduler_batch)
-        return [item["_id"] for item in sorted(found, key=lambda item: item["next_at"])]
+        return await self.work.due(now, self.settings.scheduler_batch)
 
     async def claim(self, followup_id: str, now: datetime) -> Document | None:
-        """Take the step unless another instance holds a live lease on it."""
-        lease = now + timedelta(seconds=self.settings.scheduler_lease_seconds)
-        return await self.followups.find_one_and_update(
-            {
-                "_id": followup_id,
-                "next_at": {"$lte": now},
-                "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
-            },
-            {"$set": {"lease_until": lease, "owner": self.owner}},
-            return_document=ReturnDocument.AFTER,
-        )
+        return await self.work.claim(followup_id, now, self.settings.scheduler_lease_seconds)
 
     def step(self, followup: Document, now: datetime) -> tuple[Document, list[Any], str]:
         """(the new state, the events, the transition name) for the due stage. Pure."""
@@ -141,11 +125,5 @@ class FollowupScheduler:
         return fired
 
     async def run(self) -> None:
-        while not self.kit.stopping.is_set():
-            try:
-                await self.fire_due()
-            except TRANSIENT_ERRORS as outage:
-                log.warning("scheduler pass failed, retrying: %s", type(outage).__name__)
-            except Exception:
-                log.exception("scheduler pass failed")
-            await self.kit.pause(self.settings.scheduler_poll_seconds)
+        await self.kit.repeat("follow-up scheduler", self.fire_due,
+                              self.settings.scheduler_poll_seconds)  # fmt: skip

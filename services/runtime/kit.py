@@ -202,6 +202,25 @@ class ServiceKit:
         """
         self._background.append(loop)
 
+    async def repeat(
+        self, name: str, one_pass: Callable[[], Awaitable[object]], seconds: float,
+        wake: asyncio.Event | None = None,
+    ) -> None:  # fmt: skip
+        """Run ``one_pass`` every ``seconds`` (sooner when ``wake`` is set) until stopping.
+
+        A failed pass is logged and tried again next time: a scheduler outlives outages.
+        """
+        while not self.stopping.is_set():
+            if wake is not None:
+                wake.clear()  # before the pass: a wake-up during it is not lost
+            try:
+                await one_pass()
+            except TRANSIENT_ERRORS as outage:
+                log.warning("%s pass failed, retrying: %s", name, type(outage).__name__)
+            except Exception:
+                log.exception("%s pass failed", name)
+            await self.pause(seconds, wake)
+
     async def pause(self, seconds: float, wake: asyncio.Event | None = None) -> None:
         """Wait ``seconds``, or less if the service is stopping or ``wake`` is set."""
         waiters = [asyncio.ensure_future(self.stopping.wait())]

@@ -4,19 +4,14 @@ that is what would be re-read after a crash, and what KEDA's Kafka scaler scales
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
-from services.runtime.errors import TRANSIENT_ERRORS
-
 if TYPE_CHECKING:
     from services.runtime.kit import ServiceKit
-
-log = logging.getLogger(__name__)
 
 
 class LagMonitor:
@@ -66,14 +61,9 @@ class LagMonitor:
         try:
             await admin.start()
             await consumer.start()
-            while not self.kit.stopping.is_set():
-                try:
-                    await self.measure(admin, consumer)
-                except TRANSIENT_ERRORS as outage:
-                    log.warning("lag measurement failed: %s", type(outage).__name__)
-                except Exception:
-                    log.exception("lag measurement failed")
-                await self.kit.pause(self.poll_seconds)
+            await self.kit.repeat(
+                "lag measurement", lambda: self.measure(admin, consumer), self.poll_seconds
+            )
         finally:
             await consumer.stop()
             await admin.close()

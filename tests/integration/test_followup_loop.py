@@ -104,6 +104,10 @@ async def test_unhappy_customer_reopens_and_gets_a_second_check(
         assert len(resolved_ids) == 2 and len(set(resolved_ids)) == 2
         assert len(p.reader.of_case(case, "complaint.followup.scheduled")) == 2
         # The reopening brought one new offer (the first had expired meanwhile), no more.
+        await p.reader.wait_for(
+            one(p, case, "complaint.compensation.proposed", offer_id=f"{case}-O2")
+        )
+        await p.reader.wait_for(one(p, case, "complaint.compensation.expired"))
         proposals = p.reader.of_case(case, "complaint.compensation.proposed")
         assert [s.data["offer_id"] for s in proposals] == [f"{case}-O1", f"{case}-O2"]
         assert len(p.reader.of_case(case, "complaint.compensation.expired")) == 1
