@@ -94,13 +94,14 @@ class CompensationService:
 
     async def decide_within_limits(
         self, facts: OfferFacts, customer_id: str | None, offer_id: str, now: datetime
-    ) -> tuple[OfferDecision, dict[str, Any] | None]:
+    ) -> tuple[OfferDecision, dict[str, Any] | None, OfferFacts]:
         """Propose, then reserve the goodwill against cap and budget atomically.
 
         Another instance may charge the same customer or budget between our read and our
         charge; then we release, read again and propose again. If it still does not fit,
         the offer goes to a supervisor rather than past a limit. Returns the decision and
-        what was reserved (None when nothing was).
+        what was reserved (None when nothing was), and the facts as the engine saw them
+        (with the cap used and the budget left), for the audit trail.
         """
         policy = self.kit.policy.current()
         rules = policy.compensation
@@ -119,7 +120,7 @@ class CompensationService:
             amount = decision.requested_goodwill
             if decision.needs_approval or amount <= 0:
                 await self.release(budget_key, customer_id, offer_id)
-                return decision, None
+                return decision, None, facts
             if budget is not None and not await self.limits.charge_budget(
                 budget_key, offer_id, amount, budget
             ):
@@ -129,14 +130,14 @@ class CompensationService:
             ):
                 await self.limits.release_budget(budget_key, offer_id)
                 continue
-            return decision, self.charged(budget_key if budget is not None else None,
-                                          customer_id, amount)  # fmt: skip
+            charged = self.charged(budget_key if budget is not None else None, customer_id, amount)
+            return decision, charged, facts
         return dataclasses.replace(
             decision,
             approver_role="supervisor",
             reasons=[*decision.reasons, "goodwill cap or budget reached while proposing: "
                      "supervisor approval needed"],
-        ), None  # fmt: skip
+        ), None, facts  # fmt: skip
 
     async def refresh_budget_gauges(self, now: datetime) -> None:
         # An operational refresh rate (wall clock), not a business time.
@@ -264,7 +265,9 @@ class CompensationService:
             already_refunded=given.refunded,
         )
         offer_id = facts.offer_id
-        decision, charged = await self.decide_within_limits(facts, customer_id, offer_id, now)
+        decision, charged, facts = await self.decide_within_limits(
+            facts, customer_id, offer_id, now
+        )
         offer = offer_document(offer_id, decision, facts, now, policy, charged)
         messages = (
             [approval_message(case_number, offer, now)]

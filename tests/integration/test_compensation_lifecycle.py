@@ -261,7 +261,10 @@ async def test_a_reopened_case_gets_a_new_offer_that_counts_what_was_given(
         assert len(p.reader.of_case(case, PROPOSED)) == 2
         offers = (await store.case(case))["offers"]
         assert [o["status"] for _, o in sorted(offers.items())] == ["accepted", "proposed"]
-        assert offers[f"{case}-O2"]["inputs"]["already_given"] == "100"
+        inputs = offers[f"{case}-O2"]["inputs"]  # what the engine saw, for the audit
+        assert inputs["already_given"] == "100" and inputs["reopen_count"] == 1
+        assert Decimal(inputs["customer_goodwill_used"]) == 100
+        assert Decimal(inputs["category_budget_left"]) == 20000 - 100
         assert await store.customer_cents("C-reopen") == 100_00 + 200_00
         assert sum(1 for o in offers.values() if o["status"] == "proposed") == 1
         assert Decimal(offers[f"{case}-O2"]["requested_goodwill"]) == 200
