@@ -72,8 +72,8 @@ class ActionHandlers:
                 await self.approve(case, offer, action, now)
             elif isinstance(action, RejectCompensation):
                 await self.reject(case, offer, action, now)
+            case = await self.cases.find_one({"_id": action.case_number}) or case
         # Also after a redelivery: finish what a crash may have interrupted.
-        case = await self.cases.find_one({"_id": action.case_number}) or case
         await self.service.settle_pending(case, now)
         await flush_outbox(self.cases, action.case_number, self.kit.publish)
 
@@ -110,18 +110,12 @@ class ActionHandlers:
         _require(offer, "pending_approval", "offer_not_pending")
         policy = self.kit.policy.current()
         amount = Decimal(offer["requested_goodwill"])
-        budget_key = f"{case['facts']['category']}:{now:%Y-%m}"
-        customer_id = case.get("customer_id")
         charged = None
         if amount > 0:
-            # Approval overrides the limits; the spend is still counted against them.
-            window = timedelta(days=policy.compensation.customer_cap_window_days)
-            await self.service.limits.charge_budget(budget_key, offer["offer_id"], amount, None)
-            if customer_id:
-                await self.service.limits.charge_customer(
-                    customer_id, offer["offer_id"], amount, None, now, window
-                )
-            charged = self.service.charged(budget_key, customer_id, amount)
+            charged = await self.service.reserve(
+                case["facts"]["category"], case.get("customer_id"), offer["offer_id"], amount,
+                now, within_limits=False,
+            )  # fmt: skip
         expires_at = now + timedelta(hours=policy.compensation.offer_expires_hours)
         approved = {**offer, "status": "proposed", "expires_at": expires_at}
         key = f"offers.{offer['offer_id']}"
@@ -138,7 +132,7 @@ class ActionHandlers:
         )  # fmt: skip
         if applied:
             self.service.outcomes.labels("approved", case["facts"]["category"]).inc()
-            self.service.expiry.notify(expires_at)
+            self.service.expiry.notify()
 
     async def reject(
         self, case: Document, offer: Document, action: RejectCompensation, now: datetime
@@ -167,7 +161,7 @@ class ActionHandlers:
             category = case["facts"]["category"]
             self.service.outcomes.labels("rejected", category).inc()
             self.service.outcomes.labels("proposed", category).inc()
-            self.service.expiry.notify(alternative["expires_at"])
+            self.service.expiry.notify()
 
     async def capped_alternative(
         self, case: Document, offer: Document, alternative_id: str, now: datetime
@@ -179,40 +173,26 @@ class ActionHandlers:
         facts = case["facts"]
         category, language = facts["category"], facts.get("language") or "zh-Hant"
         customer_id = case.get("customer_id")
-        window = timedelta(days=rules.customer_cap_window_days)
-        budget_key = f"{category}:{now:%Y-%m}"
-        budget = rules.monthly_budget_by_category.get(category)
-        limits = self.service.limits
-        options: list[Document] = []
-        amount = ZERO
+        charged = None
         for _ in range(3):
-            used = await limits.customer_used(customer_id, now - window, alternative_id)
-            spent = await limits.budget_spent(budget_key, alternative_id)
+            used, budget_left = await self.service.headroom(
+                category, customer_id, alternative_id, now
+            )
             ceiling = min(rules.system_authority_limit, rules.customer_goodwill_cap - used)
-            if budget is not None:
-                ceiling = min(ceiling, budget - spent)
-            ceiling = max(ZERO, ceiling)
-            options = capped_options(offer["options"], ceiling, offer["currency"], language,
-                                     alternative_id)  # fmt: skip
+            if budget_left is not None:
+                ceiling = min(ceiling, budget_left)
+            options = capped_options(offer["options"], max(ZERO, ceiling), offer["currency"],
+                                     language, alternative_id)  # fmt: skip
             amount = max((Decimal(o["goodwill"]) for o in options), default=ZERO)
             if amount <= 0:
                 break
-            if not await limits.charge_budget(budget_key, alternative_id, amount, budget):
-                continue
-            if customer_id and not await limits.charge_customer(
-                customer_id, alternative_id, amount, rules.customer_goodwill_cap, now, window
-            ):
-                await limits.release_budget(budget_key, alternative_id)
-                continue
-            break
-        else:
+            charged = await self.service.reserve(category, customer_id, alternative_id, amount, now)
+            if charged is not None:
+                break
+        else:  # another instance kept getting there first: a non-monetary alternative
             options = capped_options(offer["options"], ZERO, offer["currency"], language,
                                      alternative_id)  # fmt: skip
             amount = ZERO
-        charged = (
-            self.service.charged(budget_key if budget is not None else None, customer_id, amount)
-            if amount > 0 else None
-        )  # fmt: skip
         decision = OfferDecision(
             options=[Option(o["option_id"], o["kind"],
                             None if o["value"] is None else Decimal(o["value"]),

@@ -17,7 +17,7 @@ from schemas.events import (
     OfferOption,
 )
 from schemas.topics import CASES_COMPENSATION
-from services.compensation.offers import OfferDecision, OfferFacts, describe
+from services.compensation.offers import OfferDecision, OfferFacts
 from services.policy import Policy
 from services.runtime.kafka import OutboundMessage, event_message, notification_message
 
@@ -75,49 +75,49 @@ def _money(value: str | None, currency: str) -> Money | None:
     return Money(amount=Decimal(value), currency=currency) if value is not None else None
 
 
+def _option(option: dict[str, Any], currency: str) -> OfferOption:
+    return OfferOption(
+        option_id=option["option_id"],
+        kind=option["kind"],
+        value=_money(option["value"], currency),
+        description=option["description"],
+    )
+
+
+def _offer_event(
+    step: str, case_number: str, offer: dict[str, Any], data: Any, now: datetime
+) -> OutboundMessage:
+    """``complaint.compensation.<step>`` for one offer; its id stands for (offer, step)."""
+    return event_message(CASES_COMPENSATION, f"complaint.compensation.{step}", SOURCE,
+                         case_number, data, now, (offer["offer_id"], step))  # fmt: skip
+
+
+def _customer_message(
+    kind: str, case_number: str, offer: dict[str, Any], facts: dict[str, Any], body: str,
+    language: str, now: datetime,
+) -> OutboundMessage:  # fmt: skip
+    return notification_message(
+        SOURCE, case_number, facts.get("channel"), facts.get("customer_id"),
+        f"compensation_{kind}.{language}", language, body, now,
+        (offer["offer_id"], f"{kind}_notification"),
+    )  # fmt: skip
+
+
 def proposed_messages(
     case_number: str, offer: dict[str, Any], facts: dict[str, Any], now: datetime
 ) -> list[OutboundMessage]:
-    currency = offer["currency"]
     data = CompensationProposed(
         case_number=case_number,
         offer_id=offer["offer_id"],
-        options=[
-            OfferOption(
-                option_id=option["option_id"],
-                kind=option["kind"],
-                value=_money(option["value"], currency),
-                description=option["description"],
-            )
-            for option in offer["options"]
-        ],
+        options=[_option(option, offer["currency"]) for option in offer["options"]],
         expires_at=offer["expires_at"],
         policy_version=offer["policy_version"],
     )
-    proposed = event_message(
-        CASES_COMPENSATION,
-        "complaint.compensation.proposed",
-        SOURCE,
-        case_number,
-        data,
-        now,
-        (offer["offer_id"], "proposed"),
-    )
     language = facts.get("language") or "zh-Hant"
-    notification = notification_message(
-        SOURCE,
-        case_number,
-        facts.get("channel"),
-        facts.get("customer_id"),
-        f"compensation_offer.{language}",
-        language,
-        offer_text(case_number, offer, language),
-        now,
-        (offer["offer_id"], "offer_notification"),
-    )
+    body = offer_text(case_number, offer, language)
     return [
-        proposed,
-        notification,
+        _offer_event("proposed", case_number, offer, data, now),
+        _customer_message("offer", case_number, offer, facts, body, language, now),
     ]
 
 
@@ -148,16 +148,7 @@ def approval_message(case_number: str, offer: dict[str, Any], now: datetime) -> 
         reasons=offer["reasons"],
         policy_version=offer["policy_version"],
     )
-    event = event_message(
-        CASES_COMPENSATION,
-        "complaint.compensation.approval_requested",
-        SOURCE,
-        case_number,
-        data,
-        now,
-        (offer["offer_id"], "approval_requested"),
-    )
-    return event
+    return _offer_event("approval_requested", case_number, offer, data, now)
 
 
 def accepted_message(
@@ -171,16 +162,7 @@ def accepted_message(
         value=_money(option["value"], offer["currency"]),
         description=option["description"],
     )
-    event = event_message(
-        CASES_COMPENSATION,
-        "complaint.compensation.accepted",
-        SOURCE,
-        case_number,
-        data,
-        now,
-        (offer["offer_id"], "accepted"),
-    )
-    return event
+    return _offer_event("accepted", case_number, offer, data, now)
 
 
 def rejected_message(
@@ -194,10 +176,7 @@ def rejected_message(
         note=note,
         alternative_offer_id=alternative_offer_id,
     )
-    return event_message(
-        CASES_COMPENSATION, "complaint.compensation.rejected", SOURCE, case_number, data, now,
-        (offer["offer_id"], "rejected"),
-    )  # fmt: skip
+    return _offer_event("rejected", case_number, offer, data, now)
 
 
 _EXPIRED_TEXT = {
@@ -217,34 +196,21 @@ def expired_messages(
     case_number: str, offer: dict[str, Any], fallback: dict[str, Any] | None,
     facts: dict[str, Any], now: datetime,
 ) -> list[OutboundMessage]:  # fmt: skip
-    currency = offer["currency"]
     data = CompensationExpired(
         case_number=case_number,
         offer_id=offer["offer_id"],
         expired_at=now,
-        fallback=None if fallback is None else OfferOption(
-            option_id=fallback["option_id"], kind=fallback["kind"],
-            value=_money(fallback["value"], currency), description=fallback["description"],
-        ),
+        fallback=None if fallback is None else _option(fallback, offer["currency"]),
         policy_version=offer["policy_version"],
-    )  # fmt: skip
-    expired = event_message(
-        CASES_COMPENSATION, "complaint.compensation.expired", SOURCE, case_number, data, now,
-        (offer["offer_id"], "expired"),
-    )  # fmt: skip
+    )
     language = facts.get("language") or "zh-Hant"
-    template = _EXPIRED_TEXT.get(language, _EXPIRED_TEXT["en"])
     given = ""
-    if fallback is not None:
-        option = describe(
-            fallback["kind"], None if fallback["value"] is None else Decimal(fallback["value"]),
-            currency, language,
-        )  # fmt: skip
-        given = _FALLBACK_TEXT.get(language, _FALLBACK_TEXT["en"]).format(option=option)
-    notification = notification_message(
-        SOURCE, case_number, facts.get("channel"), facts.get("customer_id"),
-        f"compensation_expired.{language}", language,
-        template.format(case=case_number, fallback=given), now,
-        (offer["offer_id"], "expired_notification"),
-    )  # fmt: skip
-    return [expired, notification]
+    if fallback is not None:  # its description is already in the customer's language
+        given = _FALLBACK_TEXT.get(language, _FALLBACK_TEXT["en"]).format(
+            option=fallback["description"]
+        )
+    body = _EXPIRED_TEXT.get(language, _EXPIRED_TEXT["en"]).format(case=case_number, fallback=given)
+    return [
+        _offer_event("expired", case_number, offer, data, now),
+        _customer_message("expired", case_number, offer, facts, body, language, now),
+    ]

@@ -37,7 +37,7 @@ class OfferExpiry:
         self.work = LeasedWork(self.cases, "offer_expires_at", "expiry_lease_until",
                                "expiry_owner", self.owner)  # fmt: skip
 
-    def notify(self, expires_at: datetime) -> None:
+    def notify(self) -> None:
         """A new expiry: look again now rather than at the end of the current pause."""
         self.wake.set()
 
@@ -80,8 +80,9 @@ class OfferExpiry:
         await flush_outbox(self.cases, case["_id"], self.kit.publish)
         return True
 
-    async def repair(self, now: datetime) -> None:
+    async def repair(self) -> None:
         """Settle what a crash left unsettled (the offer ended, the money not yet moved)."""
+        now = self.kit.clock()
         stale = now - timedelta(seconds=self.settings.scheduler_lease_seconds)
         async for case in self.cases.find({"unsettled_since": {"$lte": stale}}):
             await self.service.settle_pending(case, now)
@@ -95,10 +96,13 @@ class OfferExpiry:
             case = await self.work.claim(case_number, now, self.settings.scheduler_lease_seconds)
             if case is not None and await self.expire(case, now):
                 expired += 1
-        await self.repair(now)
-        await self.service.refresh_budget_gauges(now)
         return expired
 
     async def run(self) -> None:
         await self.kit.repeat("offer expiry", self.expire_due,
                               self.settings.scheduler_poll_seconds, self.wake)  # fmt: skip
+
+    async def run_repair(self) -> None:
+        # A crash between an offer's end and its settlement is rare: once a lease is enough.
+        await self.kit.repeat("settlement repair", self.repair,
+                              self.settings.scheduler_lease_seconds)  # fmt: skip

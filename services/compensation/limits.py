@@ -22,6 +22,11 @@ Document = dict[str, Any]
 CAS_ATTEMPTS = 8
 
 
+def month_key(category: str, at: datetime) -> str:
+    """The budget document of ``category`` for the month of ``at``."""
+    return f"{category}:{at:%Y-%m}"
+
+
 def cents(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value())
 
@@ -118,22 +123,29 @@ class Limits:
 
     async def settle_customer(self, customer_id: str, offer_id: str, amount: Decimal) -> None:
         """The customer-cap counterpart of :meth:`settle_budget`."""
+        if not await self._rewrite_charge(customer_id, offer_id, cents(amount)):
+            raise RuntimeError(f"could not settle {offer_id} for a customer")
+
+    async def _rewrite_charge(self, customer_id: str, offer_id: str, new_cents: int | None) -> bool:
+        """Set ``offer_id``'s charge to ``new_cents`` (None: remove it) by compare-and-set on
+        the customer's document. True when done or nothing to do; False under contention."""
         for _ in range(CAS_ATTEMPTS):
             doc = await self.customers.find_one({"_id": customer_id}) or {}
             charges = doc.get("charges", [])
             mine = next((c for c in charges if c["offer_id"] == offer_id), None)
-            if mine is None or mine["cents"] == cents(amount):
-                return
-            settled = [
-                {**c, "cents": cents(amount)} if c["offer_id"] == offer_id else c for c in charges
-            ]
+            if mine is None or mine["cents"] == new_cents:
+                return True
+            others = [c for c in charges if c["offer_id"] != offer_id]
+            rewritten = others if new_cents is None else [
+                {**c, "cents": new_cents} if c["offer_id"] == offer_id else c for c in charges
+            ]  # fmt: skip
             result = await self.customers.update_one(
                 {"_id": customer_id, "version": doc.get("version", 0)},
-                {"$set": {"charges": settled}, "$inc": {"version": 1}},
+                {"$set": {"charges": rewritten}, "$inc": {"version": 1}},
             )
             if result.modified_count:
-                return
-        raise RuntimeError(f"could not settle {offer_id} for a customer")
+                return True
+        return False
 
     async def month_usage(self, month: str) -> dict[str, Decimal]:
         """Goodwill charged per category in ``month`` (YYYY-MM)."""
@@ -167,15 +179,5 @@ class Limits:
         return False  # too much contention: the caller asks for approval instead
 
     async def release_customer(self, customer_id: str, offer_id: str) -> None:
-        for _ in range(CAS_ATTEMPTS):
-            doc = await self.customers.find_one({"_id": customer_id}) or {}
-            charges = doc.get("charges", [])
-            if not any(charge["offer_id"] == offer_id for charge in charges):
-                return
-            result = await self.customers.update_one(
-                {"_id": customer_id, "version": doc.get("version", 0)},
-                {"$set": {"charges": [c for c in charges if c["offer_id"] != offer_id]},
-                 "$inc": {"version": 1}},
-            )  # fmt: skip
-            if result.modified_count:
-                return
+        """Take ``offer_id``'s charge off the customer's window, as if never made."""
+        await self._rewrite_charge(customer_id, offer_id, None)

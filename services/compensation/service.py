@@ -9,7 +9,6 @@ expired, rejected). Reservations are what keep two instances from overspending.
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,7 +26,7 @@ from services.compensation.lifecycle import (
     next_offer_id,
     settled_amount,
 )
-from services.compensation.limits import Limits
+from services.compensation.limits import Limits, month_key
 from services.compensation.offers import OfferDecision, OfferFacts, propose
 from services.compensation.settings import CompensationSettings
 from services.runtime.customers import apply_profile_record
@@ -70,7 +69,6 @@ class CompensationService:
             "This month's goodwill budget not yet reserved or given, per category",
             ["category"], registry=kit.registry,
         )  # fmt: skip
-        self._budget_refreshed = -BUDGET_REFRESH_SECONDS
         self.actions = ActionHandlers(self)
         self.expiry = OfferExpiry(self)
 
@@ -81,6 +79,8 @@ class CompensationService:
         self.kit.subscribe(CASE_ACTIONS, self.actions.on_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.background(self.expiry.run)
+        self.kit.background(self.expiry.run_repair)
+        self.kit.background(self.run_budget_gauges)
 
     async def ensure_indexes(self) -> None:
         await self.ledger.create_index([("customer_id", 1), ("at", 1)])
@@ -104,34 +104,19 @@ class CompensationService:
         (with the cap used and the budget left), for the audit trail.
         """
         policy = self.kit.policy.current()
-        rules = policy.compensation
-        window = timedelta(days=rules.customer_cap_window_days)
-        budget_key = f"{facts.category}:{now:%Y-%m}"
-        budget = rules.monthly_budget_by_category.get(facts.category)
         for _ in range(3):
-            used = await self.limits.customer_used(customer_id, now - window, offer_id)
-            spent = await self.limits.budget_spent(budget_key, offer_id)
+            used, budget_left = await self.headroom(facts.category, customer_id, offer_id, now)
             facts = dataclasses.replace(
-                facts,
-                customer_goodwill_used=used,
-                category_budget_left=None if budget is None else budget - spent,
+                facts, customer_goodwill_used=used, category_budget_left=budget_left
             )
             decision = propose(facts, policy)
             amount = decision.requested_goodwill
             if decision.needs_approval or amount <= 0:
-                await self.release(budget_key, customer_id, offer_id)
+                await self.release(month_key(facts.category, now), customer_id, offer_id)
                 return decision, None, facts
-            if budget is not None and not await self.limits.charge_budget(
-                budget_key, offer_id, amount, budget
-            ):
-                continue
-            if customer_id and not await self.limits.charge_customer(
-                customer_id, offer_id, amount, rules.customer_goodwill_cap, now, window
-            ):
-                await self.limits.release_budget(budget_key, offer_id)
-                continue
-            charged = self.charged(budget_key if budget is not None else None, customer_id, amount)
-            return decision, charged, facts
+            charged = await self.reserve(facts.category, customer_id, offer_id, amount, now)
+            if charged is not None:
+                return decision, charged, facts
         return dataclasses.replace(
             decision,
             approver_role="supervisor",
@@ -139,16 +124,49 @@ class CompensationService:
                      "supervisor approval needed"],
         ), None, facts  # fmt: skip
 
-    async def refresh_budget_gauges(self, now: datetime) -> None:
-        # An operational refresh rate (wall clock), not a business time.
-        if time.monotonic() - self._budget_refreshed < BUDGET_REFRESH_SECONDS:
-            return
-        self._budget_refreshed = time.monotonic()
+    async def headroom(
+        self, category: str, customer_id: str | None, offer_id: str, now: datetime
+    ) -> tuple[Decimal, Decimal | None]:
+        """(goodwill the customer used in the rolling window, the category budget left this
+        month or None without a budget), leaving out ``offer_id``'s own charge."""
+        rules = self.kit.policy.current().compensation
+        window = timedelta(days=rules.customer_cap_window_days)
+        used = await self.limits.customer_used(customer_id, now - window, offer_id)
+        budget = rules.monthly_budget_by_category.get(category)
+        if budget is None:
+            return used, None
+        return used, budget - await self.limits.budget_spent(month_key(category, now), offer_id)
+
+    async def reserve(
+        self, category: str, customer_id: str | None, offer_id: str, amount: Decimal,
+        now: datetime, within_limits: bool = True,
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """Charge ``amount`` for ``offer_id`` to the category's month and the customer's
+        rolling cap, both or neither; None when a limit stops it. An approver's decision
+        is charged with ``within_limits=False``: it overrides the limits, still counts."""
+        rules = self.kit.policy.current().compensation
+        budget_key = month_key(category, now)
+        budget = rules.monthly_budget_by_category.get(category) if within_limits else None
+        cap = rules.customer_goodwill_cap if within_limits else None
+        window = timedelta(days=rules.customer_cap_window_days)
+        if not await self.limits.charge_budget(budget_key, offer_id, amount, budget):
+            return None
+        if customer_id and not await self.limits.charge_customer(
+            customer_id, offer_id, amount, cap, now, window
+        ):
+            await self.limits.release_budget(budget_key, offer_id)
+            return None
+        return {"budget": budget_key, "customer_id": customer_id, "amount": str(amount)}
+
+    async def refresh_budget_gauges(self) -> None:
         budgets = self.kit.policy.current().compensation.monthly_budget_by_category
-        used = await self.limits.month_usage(f"{now:%Y-%m}")
+        used = await self.limits.month_usage(f"{self.kit.clock():%Y-%m}")
         for category, budget in budgets.items():
             self.budget.labels(category).set(float(budget))
             self.budget_remaining.labels(category).set(float(budget - used.get(category, 0)))
+
+    async def run_budget_gauges(self) -> None:
+        await self.kit.repeat("budget gauges", self.refresh_budget_gauges, BUDGET_REFRESH_SECONDS)
 
     async def release(self, budget_key: str, customer_id: str | None, offer_id: str) -> None:
         await self.limits.release_budget(budget_key, offer_id)
@@ -190,10 +208,6 @@ class CompensationService:
         offer_id = case.get("unsettled")
         if offer_id and offer_id in case.get("offers", {}):
             await self.settle(case["_id"], case["offers"][offer_id], now)
-
-    @staticmethod
-    def charged(budget_key: str | None, customer_id: str | None, amount: Decimal) -> dict[str, Any]:
-        return {"budget": budget_key, "customer_id": customer_id, "amount": str(amount)}
 
     # --- proposing -------------------------------------------------------------------
 
@@ -294,7 +308,7 @@ class CompensationService:
             outcome = "approval_requested" if decision.needs_approval else "proposed"
             self.outcomes.labels(outcome, facts.category).inc()
             if offer["expires_at"] is not None:
-                self.expiry.notify(offer["expires_at"])
+                self.expiry.notify()
         await flush_outbox(self.cases, case_number, self.kit.publish)
 
 

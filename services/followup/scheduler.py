@@ -82,12 +82,6 @@ class FollowupScheduler:
         if result.modified_count:
             self.transitions.labels("cancelled").inc(result.modified_count)
 
-    async def due(self, now: datetime) -> list[str]:
-        return await self.work.due(now, self.settings.scheduler_batch)
-
-    async def claim(self, followup_id: str, now: datetime) -> Document | None:
-        return await self.work.claim(followup_id, now, self.settings.scheduler_lease_seconds)
-
     def step(self, followup: Document, now: datetime) -> tuple[Document, list[Any], str]:
         """(the new state, the events, the transition name) for the due stage. Pure."""
         wait = timedelta(days=self.kit.policy.current().followup.no_answer_reminder_days)
@@ -115,10 +109,12 @@ class FollowupScheduler:
         """Run every step due now; returns how many this instance ran."""
         fired = 0
         now = self.kit.clock()
-        due = await self.due(now)
+        due = await self.work.due(now, self.settings.scheduler_batch)
         self.due_now.set(len(due))
         for followup_id in due:
-            followup = await self.claim(followup_id, now)
+            followup = await self.work.claim(
+                followup_id, now, self.settings.scheduler_lease_seconds
+            )
             if followup is not None:
                 await self.fire(followup, now)
                 fired += 1

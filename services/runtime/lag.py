@@ -27,32 +27,29 @@ class LagMonitor:
             registry=kit.registry,
         )
 
-    async def measure(
-        self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer
-    ) -> dict[TopicPartition, int]:
-        lags: dict[TopicPartition, int] = {}
-        topics = [topic for topic, _ in self.subscriptions]
-        described = await admin.describe_topics(topics)
+    async def measure(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> None:
+        described = await admin.describe_topics([topic for topic, _ in self.subscriptions])
         partitions = {
             entry["topic"]: [TopicPartition(entry["topic"], p["partition"])
                              for p in entry.get("partitions", [])]
             for entry in described
         }  # fmt: skip
+        if not any(partitions.values()):
+            return
+        # One request for every end offset; then one per group for what it committed.
+        ends = await consumer.end_offsets([tp for tps in partitions.values() for tp in tps])
         for topic, group in self.subscriptions:
             mine = partitions.get(topic, [])
             if not mine:
                 continue
             committed = await admin.list_consumer_group_offsets(group, partitions=mine)
-            ends = await consumer.end_offsets(mine)
             for partition in mine:
                 done = committed.get(partition)
                 position = done.offset if done is not None and done.offset >= 0 else 0
-                lags[partition] = max(0, ends[partition] - position)
                 self.lag.labels(
                     self.kit.name, topic.removeprefix(self.kit.settings.topic_prefix),
                     str(partition.partition),
-                ).set(lags[partition])  # fmt: skip
-        return lags
+                ).set(max(0, ends[partition] - position))  # fmt: skip
 
     async def run(self) -> None:
         bootstrap = self.kit.settings.kafka_bootstrap_servers

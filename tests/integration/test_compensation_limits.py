@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,11 @@ from tests.support.infra import Infra
 from tests.support.isolated import Isolated
 from tests.support.system import FakeClock
 
+from .test_compensation_lifecycle import triaged
 from .test_followup_loop import T0
 
 PER_RACE = 30
 OUTCOMES = ("complaint.compensation.proposed", "complaint.compensation.approval_requested")
-
-
-def triaged(case: str, category: str, customer: str) -> bytes:
-    data = {"case_number": case, "category": category, "urgency": "urgent", "reasons": ["test"],
-            "first_response_due": T0.isoformat(), "resolution_due": T0.isoformat(),
-            "escalated": False, "escalation_reasons": [], "policy_version": "test",
-            "channel": "app", "customer_id": customer, "language": "en", "revision": 1}  # fmt: skip
-    return json.dumps({"specversion": "1.0", "id": f"t-{case}", "source": "/tests",
-                       "type": "complaint.case.triaged", "time": T0.isoformat(), "subject": case,
-                       "datacontenttype": "application/json", "data": data}).encode()  # fmt: skip
 
 
 def goodwill(offer: Any) -> Decimal:
@@ -53,7 +43,7 @@ async def test_two_instances_never_overspend_a_cap_or_a_budget(
         for n in range(PER_RACE):  # many customers, technical budget 1,000 this month
             cases.append((f"CS20261123-8{n:03d}", "technical", f"C-budget-{n}"))
         for case, category, customer in cases:
-            await p.send("cases.triaged", triaged(case, category, customer), key=case)
+            await p.send("cases.triaged", triaged(case, customer, category=category), key=case)
         outcomes = await p.reader.wait_for(
             lambda s: s.type in OUTCOMES, count=len(cases), timeout=240
         )
