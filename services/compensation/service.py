@@ -29,6 +29,7 @@ from services.compensation.lifecycle import (
 from services.compensation.limits import Limits, month_key
 from services.compensation.offers import OfferDecision, OfferFacts, propose
 from services.compensation.settings import CompensationSettings
+from services.runtime.batches import by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import RetryLater
@@ -76,7 +77,7 @@ class CompensationService:
         self.kit.on_startup(self.ensure_indexes)
         self.kit.subscribe(CASES_TRIAGED, self.on_triaged)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
-        self.kit.subscribe(CASE_ACTIONS, self.actions.on_action)
+        self.kit.subscribe(CASE_ACTIONS, self.actions.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.background(self.expiry.run)
         self.kit.background(self.expiry.run_repair)

@@ -30,6 +30,14 @@ class ServiceSettings(BaseSettings):
     max_publish_bytes: int = 16 * 1024 * 1024
     # Redelivery back-off while the store or broker is unreachable.
     retry_backoff_max_seconds: float = 5.0
+    # A record waiting for a fact from another topic (RetryLater) is dead-lettered as
+    # dependency_missing after this long; outages do not count against it.
+    dependency_wait_seconds: float = 600.0
+    # Consuming: up to this many records per poll and one commit per batch; this many
+    # lanes (independent cases) handled at once.
+    batch_max_records: int = 500
+    batch_timeout_ms: int = 50
+    batch_lanes: int = 64
     # Off only to measure what metrics cost (make bench): no FastStream middleware, no
     # store timings, no lag measurement. Business counters stay (they are the product).
     metrics_enabled: bool = True

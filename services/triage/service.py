@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
+from services.runtime.batches import by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import RetryLater
@@ -58,7 +59,7 @@ class TriageService:
         self.kit.on_startup(self.ensure_indexes)
         self.kit.on_startup(self.watcher.ensure_indexes)
         self.kit.background(self.watcher.run)
-        self.kit.subscribe(CASE_ACTIONS, self.on_action)
+        self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
         self.kit.subscribe(CASES_OPENED, self.on_case_event)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
