@@ -41,16 +41,16 @@ venv: $(VENV)/.synced
 # --- local infrastructure (no Docker) -----------------------------------------------
 infra-fetch: venv
 	$(LOCAL)/kafka.sh fetch
-	$(LOCAL)/ferretdb.sh build
+	$(LOCAL)/store.sh fetch
 
 infra-up: infra-fetch
 	@if [ -z "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then $(LOCAL)/kafka.sh start; \
 	 else echo "using Kafka at $$KAFKA_BOOTSTRAP_SERVERS"; fi
-	@if [ -z "$${MONGODB_URI:-}" ]; then $(LOCAL)/ferretdb.sh start; \
+	@if [ -z "$${MONGODB_URI:-}" ]; then $(LOCAL)/store.sh start; \
 	 else echo "using MongoDB at $$MONGODB_URI"; fi
 
 infra-down:
-	$(LOCAL)/ferretdb.sh stop
+	$(LOCAL)/store.sh stop
 	$(LOCAL)/kafka.sh stop
 
 # Prometheus and promtool from Debian's package (make run scrapes the services with it;
@@ -75,7 +75,7 @@ up: infra-up prometheus-install
 down:
 	$(LOCAL)/prometheus.sh stop
 	$(LOCAL)/services.sh stop
-	$(LOCAL)/ferretdb.sh stop
+	$(LOCAL)/store.sh stop
 	$(LOCAL)/kafka.sh stop
 
 run: infra-fetch prometheus-install

@@ -23,8 +23,8 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   "$HERE/kafka.sh" start
 fi
 if [ -z "${MONGODB_URI:-}" ]; then
-  "$HERE/ferretdb.sh" status >/dev/null 2>&1 || started+=(ferretdb)
-  "$HERE/ferretdb.sh" start
+  "$HERE/store.sh" status >/dev/null 2>&1 || started+=(store)
+  "$HERE/store.sh" start
 fi
 "$HERE/services.sh" status >/dev/null 2>&1 || started+=(services)
 "$HERE/services.sh" start

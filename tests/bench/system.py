@@ -84,7 +84,7 @@ def script(name: str, action: str) -> None:
     subprocess.run([str(LOCAL / name), action], env=local_env(), check=True, timeout=900)
 
 
-STORE_SCRIPT = "store.sh" if (LOCAL / "store.sh").exists() else "ferretdb.sh"
+STORE_SCRIPT = "store.sh"
 
 
 class System:

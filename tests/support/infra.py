@@ -77,10 +77,10 @@ def start_local(stack: ExitStack, kafka: bool, mongo: bool) -> tuple[str | None,
         stack.callback(_run_script, "kafka.sh", "stop")
         kafka_url = f"127.0.0.1:{TEST_KAFKA_PORT}"
     if mongo:
-        _run_script("ferretdb.sh", "stop")
-        shutil.rmtree(TEST_RUN_DIR / "ferretdb", ignore_errors=True)
-        _run_script("ferretdb.sh", "start")
-        stack.callback(_run_script, "ferretdb.sh", "stop")
+        _run_script("store.sh", "stop")
+        shutil.rmtree(TEST_RUN_DIR / "store", ignore_errors=True)
+        _run_script("store.sh", "start")
+        stack.callback(_run_script, "store.sh", "stop")
         mongo_url = f"mongodb://127.0.0.1:{TEST_MONGO_PORT}/"
     return kafka_url, mongo_url
 

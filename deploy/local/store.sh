@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# FerretDB v1 (MongoDB wire protocol, SQLite backend) embedded in a tiny Go module.
-# Usage: ferretdb.sh build|start|stop|status
+# The local MongoDB-wire store (today FerretDB v1 on SQLite, embedded in a tiny Go module).
+# Usage: store.sh fetch|start|stop|status    State in $RUN_DIR/store (pid: store.pid).
 source "$(dirname "$0")/common.sh"
 
 MONGO_PORT="${LOCAL_MONGO_PORT:-27017}"
 SRC_DIR="$REPO_ROOT/deploy/local/ferretdb"
-STATE_DIR="$RUN_DIR/ferretdb"
-PIDFILE="$STATE_DIR/ferretdb.pid"
+STATE_DIR="$RUN_DIR/store"
+PIDFILE="$STATE_DIR/store.pid"
 URI="mongodb://127.0.0.1:$MONGO_PORT/"
 
 # The binary is cached by the hash of its sources, so a changed go.mod rebuilds it.
@@ -29,16 +29,16 @@ start() {
   build
   require_port "$MONGO_PORT" FerretDB "stop it, or set LOCAL_MONGO_PORT / MONGODB_URI"
   mkdir -p "$STATE_DIR/data"
-  log "starting FerretDB on $URI (log: $STATE_DIR/ferretdb.log)"
-  spawn "$PIDFILE" "$STATE_DIR/ferretdb.log" \
+  log "starting FerretDB on $URI (log: $STATE_DIR/store.log)"
+  spawn "$PIDFILE" "$STATE_DIR/store.log" \
     "$BIN" -listen "127.0.0.1:$MONGO_PORT" -data "$STATE_DIR/data"
   "$PYTHON" "$REPO_ROOT/deploy/local/probe.py" mongo "$URI" --timeout 60 --pid "$(cat "$PIDFILE")"
 }
 
 case "${1:-}" in
-  build) build ;;
+  fetch) build ;;
   start) start ;;
-  stop) stop_pid "$PIDFILE" "FerretDB" ;;
+  stop) stop_pid "$PIDFILE" "the store" ;;
   status) pid_alive "$PIDFILE" && echo "running ($URI)" || { echo "stopped"; exit 1; } ;;
-  *) echo "usage: $0 build|start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
 esac
