@@ -11,6 +11,7 @@ id so that a redelivered proposal never charges twice:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -147,10 +148,11 @@ class Limits:
                 return True
         return False
 
-    async def month_usage(self, month: str) -> dict[str, Decimal]:
-        """Goodwill charged per category in ``month`` (YYYY-MM)."""
+    async def month_usage(self, month: str, categories: Iterable[str]) -> dict[str, Decimal]:
+        """Goodwill charged per category in ``month`` (YYYY-MM): one _id lookup each."""
         usage: dict[str, Decimal] = {}
-        async for doc in self.budgets.find({"_id": {"$regex": f":{month}$"}}):
+        keys = [f"{category}:{month}" for category in categories]
+        async for doc in self.budgets.find({"_id": {"$in": keys}}):
             usage[doc["_id"].rsplit(":", 1)[0]] = Decimal(doc.get("spent_cents", 0)) / 100
         return usage
 

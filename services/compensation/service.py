@@ -87,6 +87,8 @@ class CompensationService:
         await self.ledger.create_index([("customer_id", 1), ("at", 1)])
         await self.ledger.create_index([("category", 1), ("month", 1)])
         await self.cases.create_index([("offer_expires_at", 1)])
+        await self.cases.create_index([("unsettled_since", 1)])
+        await self.ledger.create_index([("month", 1)])
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
@@ -160,8 +162,9 @@ class CompensationService:
         return {"budget": budget_key, "customer_id": customer_id, "amount": str(amount)}
 
     async def refresh_budget_gauges(self) -> None:
-        budgets = self.kit.policy.current().compensation.monthly_budget_by_category
-        used = await self.limits.month_usage(f"{self.kit.clock():%Y-%m}")
+        policy = self.kit.policy.current()
+        budgets = policy.compensation.monthly_budget_by_category
+        used = await self.limits.month_usage(f"{self.kit.clock():%Y-%m}", policy.category_names)
         for category, budget in budgets.items():
             self.budget.labels(category).set(float(budget))
             self.budget_remaining.labels(category).set(float(budget - used.get(category, 0)))
