@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -383,9 +383,23 @@ async def seed(total: int, customers: int) -> float:
 # --- the run ----------------------------------------------------------------------------
 
 
+class Report(list[str]):
+    """The table, printed line by line as figures come in (a long run shows progress)."""
+
+    def append(self, line: str) -> None:
+        print(line, flush=True)
+        super().append(line)
+
+    def __iadd__(self, lines: Iterable[str]) -> Report:  # type: ignore[override,misc]
+        for line in lines:
+            self.append(line)
+        return self
+
+
 async def measure(args: argparse.Namespace) -> list[str]:
-    lines = [f"machine: {os.cpu_count()} cores; store: {STORE_SCRIPT}; "
-             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]  # fmt: skip
+    lines = Report()
+    lines.append(f"machine: {os.cpu_count()} cores; store: {STORE_SCRIPT}; "
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")  # fmt: skip
     raw = await raw_passthrough(args.raw_records, 600)
     lines.append(f"raw aiokafka pass-through (3 partitions, batch commit): {raw:8.0f} records/s")
     watcher = Watcher()
@@ -443,7 +457,7 @@ def main() -> None:
     finally:
         if not args.keep:
             system.stop()
-    print("\n".join(lines))
+    print("\n--- summary ---\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":
