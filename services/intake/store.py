@@ -6,10 +6,13 @@ finds its effect already stored or stores it now; never half of it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -19,6 +22,57 @@ from services.runtime.outbox import add_to_outbox
 Document = dict[str, Any]
 
 
+class SequenceCounter:
+    """Per-key sequence numbers; the requests of one event-loop turn share one increment.
+
+    A counter is created by a plain insert before it is incremented, so no increment ever
+    races a creation: some stores (SecantusDB 0.5) answer a findAndModify upsert that lost
+    a creation race without the document.
+    """
+
+    def __init__(self, counters: AsyncCollection[Document]) -> None:
+        self.counters = counters
+        self._waiting: dict[str, list[asyncio.Future[int]]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def next(self, key: str) -> int:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        waiting = self._waiting.setdefault(key, [])
+        waiting.append(future)
+        if len(waiting) == 1:
+            loop.call_soon(self._start, key)
+        return await future
+
+    def _start(self, key: str) -> None:
+        task = asyncio.ensure_future(self._take(key, self._waiting.pop(key)))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _take(self, key: str, futures: list[asyncio.Future[int]]) -> None:
+        try:
+            last = await self._increment(key, len(futures))
+        except BaseException as exc:  # every waiter sees the failure of its call
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for position, future in enumerate(futures):
+            if not future.done():
+                future.set_result(last - len(futures) + 1 + position)
+
+    async def _increment(self, key: str, count: int) -> int:
+        for _ in range(2):
+            counter = await self.counters.find_one_and_update(
+                {"_id": key}, {"$inc": {"seq": count}}, return_document=ReturnDocument.AFTER
+            )
+            if counter is not None:
+                return int(counter["seq"])
+            with contextlib.suppress(DuplicateKeyError):  # another instance created it
+                await self.counters.insert_one({"_id": key, "seq": 0})
+        raise RuntimeError(f"counter {key} vanished")  # counters are never deleted
+
+
 class IntakeStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.cases = db["cases"]
@@ -26,6 +80,7 @@ class IntakeStore:
         self.counters = db["counters"]
         self.customers = db["customers"]
         self.fingerprints = db["fingerprints"]
+        self.sequences = SequenceCounter(self.counters)
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index([("emails", ASCENDING)])
@@ -36,14 +91,8 @@ class IntakeStore:
     # --- case numbers ----------------------------------------------------------------
 
     async def next_sequence(self, day: date) -> int:
-        counter = await self.counters.find_one_and_update(
-            {"_id": f"case-{day:%Y%m%d}"},
-            {"$inc": {"seq": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert counter is not None  # upsert with AFTER always returns the document
-        return int(counter["seq"])
+        """The day's next case sequence number, unique however many ask at once."""
+        return await self.sequences.next(f"case-{day:%Y%m%d}")
 
     # --- source claims ---------------------------------------------------------------
 
@@ -78,13 +127,14 @@ class IntakeStore:
         Symmetric on purpose: records can arrive out of order, with receipt times
         before or after an earlier claim's.
         """
-        claim = await self.fingerprints.find_one_and_update(
-            {"_id": fingerprint},
-            {"$setOnInsert": {"source_key": source_key, "at": at}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert claim is not None  # upsert with AFTER always returns the document
+        try:
+            await self.fingerprints.insert_one({"_id": fingerprint, "source_key": source_key,
+                                                "at": at})  # fmt: skip
+            return source_key
+        except DuplicateKeyError:
+            claim = await self.fingerprints.find_one({"_id": fingerprint})
+        if claim is None:  # pragma: no cover - fingerprints are never deleted
+            return source_key
         if claim["source_key"] == source_key or abs(claim["at"] - at) <= window:
             return str(claim["source_key"])
         # The earlier claim is outside the window: take it over, unless someone just did.
@@ -101,7 +151,7 @@ class IntakeStore:
     # --- cases -----------------------------------------------------------------------
 
     async def case_exists(self, case_number: str) -> bool:
-        return await self.cases.count_documents({"_id": case_number}, limit=1) > 0
+        return await self.cases.find_one({"_id": case_number}, {"_id": 1}) is not None
 
     async def create_case(self, case: Document) -> None:
         await self.cases.update_one({"_id": case["_id"]}, {"$setOnInsert": case}, upsert=True)

@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.policy import PolicySource
 from services.runtime.batches import Links, by_key, plan_lanes, rewind_points
 from services.runtime.clock import Clock, system_clock
+from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
 from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
@@ -77,7 +78,13 @@ class ServiceKit:
             if settings.metrics_enabled
             else [],
         )
-        self.db: AsyncDatabase[Document] = self.mongo[f"{settings.mongodb_database_prefix}_{name}"]
+        database = f"{settings.mongodb_database_prefix}_{name}"
+        # Handlers running side by side share round trips (see services/runtime/coalescing.py).
+        self.db: AsyncDatabase[Document] = (
+            CoalescingDatabase(self.mongo, database, StoreBatcher(self.mongo))
+            if settings.store_coalescing
+            else self.mongo[database]
+        )
         self.policy = PolicySource(settings.policy_file)
         # Per record position: failed tries (back-off) and when it first waited on a
         # dependency (the budget before it is dead-lettered as dependency_missing).

@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     batch_max_records: int = 500
     batch_timeout_ms: int = 50
     batch_lanes: int = 64
+    # Send the single-document calls of concurrent handlers as one command each (off only
+    # to measure what it saves).
+    store_coalescing: bool = True
     # Off only to measure what metrics cost (make bench): no FastStream middleware, no
     # store timings, no lag measurement. Business counters stay (they are the product).
     metrics_enabled: bool = True

@@ -128,15 +128,10 @@ async def probe_versions(infra: Infra) -> None:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)
     try:
         info = await client.admin.command("buildInfo")
-        if "ferretdbVersion" in info:
-            ferret = info["ferretdbVersion"]
-            if ferret in ("", "unknown"):  # embedded builds carry no version.txt
-                pinned = re.search(
-                    r"FerretDB/FerretDB (v\S+)",
-                    (LOCAL / "ferretdb" / "go.mod").read_text(encoding="utf-8"),
-                )
-                ferret = f"{pinned.group(1) if pinned else '?'} (embedded, pinned in go.mod)"
-            flavour = f"FerretDB {ferret}"
+        if "secantusVersion" in info:
+            flavour = f"SecantusDB secantusd-rs {info['secantusVersion']}"
+        elif "ferretdbVersion" in info:
+            flavour = f"FerretDB {info['ferretdbVersion']}"
         else:
             flavour = "MongoDB"
         infra.mongo_version = f"{flavour}, reports wire version {info.get('version')}"
