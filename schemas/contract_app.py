@@ -91,6 +91,6 @@ app = FastStream(
     specification=AsyncAPI(
         title="Complaint-processing platform",
         version="1.0.0",
-        description="Topics and event shapes the outside world relies on (CONTRACT.md).",
+        description="Topics and event shapes the outside world relies on (docs/contract.md).",
     ),
 )

@@ -1,4 +1,4 @@
-"""The ``data`` of every event the system publishes (CONTRACT.md, "Outbound")."""
+"""The ``data`` of every event the system publishes (docs/contract.md, "Outbound events")."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class CaseTriaged(_Data):
     language: str | None = None
     order_value: Money | None = None
     received_at: Timestamp | None = None
-    # 1 for the first decision; each later message or reopening re-triages with + 1.
+    # 1 for the first decision; + 1 each time a later message or a reopening changes it.
     revision: int = 1
     customer_lifetime_value: Money | None = None
 

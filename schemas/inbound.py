@@ -1,4 +1,4 @@
-"""Payloads that upstream teams publish (CONTRACT.md, "Inbound")."""
+"""Payloads that upstream teams publish (docs/contract.md, "Inbound topics")."""
 
 from __future__ import annotations
 
