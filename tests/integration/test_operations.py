@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import sys
 import urllib.request
 import uuid
 from collections import defaultdict
@@ -41,6 +42,8 @@ def _feed_module() -> Any:
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as importlib's recipe says: its dataclasses look it up.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
