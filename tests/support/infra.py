@@ -1,4 +1,4 @@
-"""Real Kafka and MongoDB-wire servers for the tests, found or started in INFRA.md's order:
+"""Real Kafka and MongoDB-wire servers for the tests, found or started in this order:
 
 1. KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI set: use them.
 2. A Docker daemon answers: testcontainers (Kafka in KRaft mode, MongoDB).
