@@ -29,7 +29,7 @@ from services.compensation.lifecycle import (
 from services.compensation.limits import Limits, month_key
 from services.compensation.offers import OfferDecision, OfferFacts, propose
 from services.compensation.settings import CompensationSettings
-from services.runtime.batches import by_case_in_action
+from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import RetryLater
@@ -75,7 +75,8 @@ class CompensationService:
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
-        self.kit.subscribe(CASES_TRIAGED, self.on_triaged)
+        # One customer's cases in order: they draw on the same goodwill cap.
+        self.kit.subscribe(CASES_TRIAGED, self.on_triaged, links=by_case_and_customer)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
         self.kit.subscribe(CASE_ACTIONS, self.actions.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)

@@ -6,7 +6,6 @@ finds its effect already stored or stores it now; never half of it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,8 +17,11 @@ from pymongo.errors import DuplicateKeyError
 
 from services.runtime.kafka import OutboundMessage
 from services.runtime.outbox import add_to_outbox
+from services.runtime.per_turn import PerTurn
 
 Document = dict[str, Any]
+# Where a customer's profile holds each kind of identity (all indexed).
+CUSTOMER_FIELDS = {"id": "_id", "email": "emails", "phone": "phones", "social": "social_ids"}
 
 
 class SequenceCounter:
@@ -32,34 +34,16 @@ class SequenceCounter:
 
     def __init__(self, counters: AsyncCollection[Document]) -> None:
         self.counters = counters
-        self._waiting: dict[str, list[asyncio.Future[int]]] = {}
-        self._running: set[asyncio.Task[None]] = set()
+        self.next = PerTurn(self._take)
 
-    async def next(self, key: str) -> int:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        waiting = self._waiting.setdefault(key, [])
-        waiting.append(future)
-        if len(waiting) == 1:
-            loop.call_soon(self._start, key)
-        return await future
-
-    def _start(self, key: str) -> None:
-        task = asyncio.ensure_future(self._take(key, self._waiting.pop(key)))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-
-    async def _take(self, key: str, futures: list[asyncio.Future[int]]) -> None:
-        try:
-            last = await self._increment(key, len(futures))
-        except BaseException as exc:  # every waiter sees the failure of its call
-            for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for position, future in enumerate(futures):
-            if not future.done():
-                future.set_result(last - len(futures) + 1 + position)
+    async def _take(self, keys: list[str]) -> list[int]:
+        last = {key: await self._increment(key, keys.count(key)) for key in dict.fromkeys(keys)}
+        given: dict[str, int] = {}
+        numbers = []
+        for key in keys:
+            given[key] = given.get(key, 0) + 1
+            numbers.append(last[key] - keys.count(key) + given[key])
+        return numbers
 
     async def _increment(self, key: str, count: int) -> int:
         for _ in range(2):
@@ -81,6 +65,7 @@ class IntakeStore:
         self.customers = db["customers"]
         self.fingerprints = db["fingerprints"]
         self.sequences = SequenceCounter(self.counters)
+        self._customer_by = PerTurn(self._customers_by)
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index([("emails", ASCENDING)])
@@ -167,9 +152,21 @@ class IntakeStore:
     # --- customers -------------------------------------------------------------------
 
     async def find_customer(self, identities: list[tuple[str, str]]) -> Document | None:
-        fields = {"id": "_id", "email": "emails", "phone": "phones", "social": "social_ids"}
-        for kind, value in identities:
-            found = await self.customers.find_one({fields[kind]: value})
+        """The first identity (id, e-mail, phone, social id) that names a known customer."""
+        for identity in identities:
+            found = await self._customer_by(identity)
             if found:
                 return found
         return None
+
+    async def _customers_by(self, identities: list[tuple[str, str]]) -> list[Document | None]:
+        """One query per kind of identity asked for in this turn (all indexed fields)."""
+        found: dict[tuple[str, str], Document] = {}
+        for kind in dict.fromkeys(kind for kind, _ in identities):
+            field = CUSTOMER_FIELDS[kind]
+            values = list(dict.fromkeys(value for k, value in identities if k == kind))
+            async for customer in self.customers.find({field: {"$in": values}}):
+                held = customer.get(field)
+                for value in held if isinstance(held, list) else [held]:
+                    found.setdefault((kind, str(value)), customer)
+        return [found.get(identity) for identity in identities]

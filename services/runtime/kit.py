@@ -34,7 +34,7 @@ from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
 from services.runtime.lag import LagMonitor
 from services.runtime.logs import quiet_payload_loggers
-from services.runtime.metrics import CommonMetrics, StoreCommandTimer
+from services.runtime.metrics import STORE_LISTENERS, CommonMetrics, StoreCommandTimer
 from services.runtime.records import InboundRecord
 from services.runtime.settings import ServiceSettings
 
@@ -70,13 +70,16 @@ class ServiceKit:
             self.registry if settings.metrics_enabled else None,
             settings.max_publish_bytes,
         )
+        timers = (
+            [StoreCommandTimer(self.metrics.store_latency, name)]
+            if settings.metrics_enabled
+            else []
+        )
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongodb_uri,
             tz_aware=True,
             serverSelectionTimeoutMS=5000,
-            event_listeners=[StoreCommandTimer(self.metrics.store_latency, name)]
-            if settings.metrics_enabled
-            else [],
+            event_listeners=[*timers, *STORE_LISTENERS],
         )
         database = f"{settings.mongodb_database_prefix}_{name}"
         # Handlers running side by side share round trips (see services/runtime/coalescing.py).

@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.runtime.metrics import STORE_LISTENERS
 from tests.support.infra import REPO_ROOT, Infra
 from tests.support.kafka import OUTBOUND_TOPICS, EventReader, Upstream
+from tests.support.query_plans import QueryRecorder, full_scans
 from tests.support.served import served
 from tests.support.system import FakeClock
 from tests.support.wait import eventually
@@ -105,7 +107,11 @@ async def test_metrics_dashboard_and_prometheus_after_the_sample_flow(
     reader = EventReader(infra.kafka_bootstrap_servers, tuple(prefix + t for t in OUTBOUND_TOPICS))
     upstream = Upstream(infra.kafka_bootstrap_servers)
     await upstream.start()
+    # Every query the four services send during the flow, for the query-plan check.
+    recorder = QueryRecorder(namespace + "ops")
+    STORE_LISTENERS.append(recorder)
     async with served(infra, namespace + "ops", clock, prefix, port_base) as urls:
+        STORE_LISTENERS.remove(recorder)
         await reader.start()
         try:
             for key, value in feed.profiles(samples):
@@ -164,9 +170,17 @@ async def test_metrics_dashboard_and_prometheus_after_the_sample_flow(
             _check_no_case_or_customer_in_labels(scraped, cases)
             _check_dashboard_queries(scraped)
             await _check_prometheus(tmp_path, port_base, urls)
+            await _check_every_query_uses_an_index(infra, recorder)
         finally:
             await reader.stop()
             await upstream.stop()
+
+
+async def _check_every_query_uses_an_index(infra: Infra, recorder: QueryRecorder) -> None:
+    """No query of the flow (handlers and background loops) reads a whole collection."""
+    shapes, scanning = await full_scans(infra.mongodb_uri, recorder.queries)
+    assert shapes >= 20, f"only {shapes} query shapes recorded: is the recorder installed?"
+    assert scanning == [], "queries without an index:\n" + "\n".join(scanning)
 
 
 def _port_free(port: int) -> bool:

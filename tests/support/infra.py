@@ -2,7 +2,7 @@
 
 1. KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI set: use them.
 2. A Docker daemon answers: testcontainers (Kafka in KRaft mode, MongoDB).
-3. Otherwise: the local Kafka and FerretDB from deploy/local, on their own ports and
+3. Otherwise: the local Kafka and store from deploy/local, on their own ports and
    with fresh state, started once per test session and stopped at its end.
 """
 
@@ -151,7 +151,7 @@ def provide_infra(stack: ExitStack, say: Callable[[str], None]) -> Infra:
             started = start_containers(stack, need_kafka, need_mongo)
         else:
             origin = "local (deploy/local, no Docker daemon)"
-            say("no Docker daemon: starting the local Kafka and FerretDB for this session")
+            say("no Docker daemon: starting the local Kafka and store for this session")
             started = start_local(stack, need_kafka, need_mongo)
         kafka_url = kafka_url or started[0]
         mongo_url = mongo_url or started[1]
