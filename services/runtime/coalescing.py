@@ -27,23 +27,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     ClientBulkWriteException,
     DuplicateKeyError,
     InvalidOperation,
+    OperationFailure,
     WriteConcernError,
     WriteError,
 )
 from pymongo.operations import DeleteOne, InsertOne, ReplaceOne, UpdateOne
-from pymongo.results import ClientBulkWriteResult, DeleteResult, InsertOneResult, UpdateResult
+from pymongo.results import DeleteResult, InsertOneResult, UpdateResult
+
+from services.runtime.errors import StoreContention
 
 log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 WriteModel = InsertOne[Document] | UpdateOne | ReplaceOne[Document] | DeleteOne
 SCALAR_ID = (str, int, float, bytes)
+# Server answers meaning "no transactions here" (a standalone mongod): IllegalOperation,
+# NotImplemented.
+NO_TRANSACTIONS = {20, 238}
+# A concurrent writer (another instance) changed a document of the transaction.
+WRITE_CONFLICT = 112
+MAX_CONFLICT_RETRIES = 20
 
 
 @dataclass
@@ -56,13 +66,15 @@ class _Read:
 class StoreBatcher:
     """Collects store calls made in one event-loop turn and sends them as few commands."""
 
-    def __init__(self, client: AsyncMongoClient[Document]) -> None:
+    def __init__(self, client: AsyncMongoClient[Document], transactions: bool = True) -> None:
         self.client = client
         self._reads: dict[tuple[str, str], _Read] = {}
         self._writes: list[tuple[WriteModel, asyncio.Future[Any]]] = []
         self._scheduled = False
+        self._writing = False
         self._running: set[asyncio.Future[None]] = set()
         self.bulk_write_supported = True
+        self.transactions = transactions
 
     def _schedule(self) -> None:
         if not self._scheduled:
@@ -73,11 +85,25 @@ class StoreBatcher:
     def _flush(self) -> None:
         self._scheduled = False
         reads, self._reads = self._reads, {}
-        writes, self._writes = self._writes, []
         for read in reads.values():
             self._start(self._run_read(read))
-        if writes:
-            self._start(self._run_writes(writes))
+        if self._writes and not self._writing:
+            self._writing = True
+            self._start(self._write_all())
+
+    async def _write_all(self) -> None:
+        """One batch of writes at a time: what arrives meanwhile goes into the next one.
+
+        Two of our own transactions in flight would conflict on the documents many
+        handlers touch (a month's budget, a day's counter); one after the other they do
+        not, and a busy moment simply makes the next batch bigger.
+        """
+        try:
+            while self._writes:
+                writes, self._writes = self._writes, []
+                await self._run_writes(writes)
+        finally:
+            self._writing = False
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -133,8 +159,12 @@ class StoreBatcher:
         if not self.bulk_write_supported:
             await asyncio.gather(*(self._run_alone(model, future) for model, future in writes))
             return
+        models = [model for model, _ in writes]
         try:
-            result, errors = await self._bulk([model for model, _ in writes])
+            if self.transactions:
+                outcomes, errors = await self._bulk_in_transactions(models)
+            else:
+                outcomes, errors = await self._bulk(models)
         except InvalidOperation as exc:
             if "8.0" not in str(exc):  # anything but "this server has no bulkWrite"
                 self._fail_all(writes, exc)
@@ -143,30 +173,37 @@ class StoreBatcher:
             self.bulk_write_supported = False
             await self._run_writes(writes)
             return
+        except OperationFailure as exc:
+            if not self.transactions or exc.code not in NO_TRANSACTIONS:
+                self._fail_all(writes, exc)
+                return
+            log.info("the store has no transactions: a batch's writes commit one by one")
+            self.transactions = False
+            await self._run_writes(writes)
+            return
         except BaseException as exc:
             self._fail_all(writes, exc)
             return
-        for index, (model, future) in enumerate(writes):
+        for index, (_, future) in enumerate(writes):
             if future.done():
                 continue
-            if index in errors or result is None:
-                future.set_exception(_write_error(errors.get(index, {})))
-            elif isinstance(model, InsertOne):
-                future.set_result(result.insert_results[index])
-            elif isinstance(model, DeleteOne):
-                future.set_result(result.delete_results[index])
+            if index in outcomes:
+                future.set_result(outcomes[index])
             else:
-                future.set_result(result.update_results[index])
+                future.set_exception(_write_error(errors.get(index, {})))
 
     async def _bulk(
-        self, models: list[WriteModel]
-    ) -> tuple[ClientBulkWriteResult | None, dict[int, Document]]:
-        """One bulkWrite: the result and the per-operation errors by index.
+        self, models: list[WriteModel], session: AsyncClientSession | None = None
+    ) -> tuple[dict[int, Any], dict[int, Document]]:
+        """One bulkWrite: each operation's result, and each failed operation's error.
 
         A failure of the command as a whole (network, write concern) is raised.
         """
         try:
-            return await self.client.bulk_write(models, ordered=False, verbose_results=True), {}
+            result = await self.client.bulk_write(
+                models, session=session, ordered=False, verbose_results=True
+            )
+            errors: dict[int, Document] = {}
         except ClientBulkWriteException as exc:
             if exc.error is not None:
                 raise (
@@ -176,8 +213,62 @@ class StoreBatcher:
                 ) from exc
             if exc.write_concern_errors:
                 raise WriteConcernError(str(exc.write_concern_errors)) from exc
-            errors: list[Document] = exc.details.get("writeErrors") or []
-            return exc.partial_result, {int(error["idx"]): error for error in errors}
+            errors = {int(e["idx"]): e for e in exc.details.get("writeErrors") or []}
+            if exc.partial_result is None:
+                return {}, errors
+            result = exc.partial_result
+        # Inside a transaction the first error stops the batch: later operations have
+        # neither a result nor an error (they run again in the next transaction).
+        outcomes: dict[int, Any] = {}
+        for index, model in enumerate(models):
+            results: Mapping[int, Any] = (
+                result.insert_results if isinstance(model, InsertOne)
+                else result.delete_results if isinstance(model, DeleteOne)
+                else result.update_results
+            )  # fmt: skip
+            if index not in errors and index in results:
+                outcomes[index] = results[index]
+        return outcomes, errors
+
+    async def _bulk_in_transactions(
+        self, models: list[WriteModel]
+    ) -> tuple[dict[int, Any], dict[int, Document]]:
+        """The batch as one transaction: one commit (one log sync on a store that syncs
+        every commit) instead of one per document.
+
+        The operations are independent; the transaction only groups their commit. An
+        operation that fails (e.g. a duplicate key) aborts the transaction: it keeps its
+        error as its outcome and the others run again in a new transaction.
+        """
+        remaining = list(range(len(models)))
+        failed: dict[int, Document] = {}
+        conflicts = 0
+        while remaining:
+            batch = [models[i] for i in remaining]
+
+            async def run(session: AsyncClientSession, batch: list[WriteModel] = batch) -> Any:
+                outcomes, errors = await self._bulk(batch, session)
+                if errors:
+                    raise _Failed(errors)  # aborts the transaction
+                return outcomes
+
+            try:
+                # Not causally consistent: a retried transaction would send a readConcern
+                # with its bulkWrite, which the local store refuses.
+                async with self.client.start_session(causal_consistency=False) as session:
+                    outcomes = await session.with_transaction(run)
+            except _Failed as some:
+                own = {i: e for i, e in some.errors.items() if e.get("code") != WRITE_CONFLICT}
+                if len(own) < len(some.errors):  # another writer had the document: again
+                    conflicts += 1
+                    if conflicts > MAX_CONFLICT_RETRIES:
+                        raise StoreContention("write conflicts persisted") from None
+                    await asyncio.sleep(0.002 * conflicts)  # back-off, not synchronisation
+                failed |= {remaining[i]: error for i, error in own.items()}
+                remaining = [index for i, index in enumerate(remaining) if i not in own]
+                continue
+            return {remaining[i]: outcome for i, outcome in outcomes.items()}, failed
+        return {}, failed
 
     @staticmethod
     def _fail_all(writes: list[tuple[WriteModel, asyncio.Future[Any]]], exc: BaseException) -> None:
@@ -207,6 +298,14 @@ class StoreBatcher:
             return
         if not future.done():
             future.set_result(outcome)
+
+
+class _Failed(Exception):
+    """Some operations of a transaction failed on their own (their errors by index)."""
+
+    def __init__(self, errors: dict[int, Document]) -> None:
+        super().__init__(f"{len(errors)} operation(s) failed")
+        self.errors = errors
 
 
 def _write_error(error: Document) -> WriteError:

@@ -69,6 +69,7 @@ class ServiceKit:
             name,
             self.registry if settings.metrics_enabled else None,
             settings.max_publish_bytes,
+            settings.publish_linger_ms,
         )
         timers = (
             [StoreCommandTimer(self.metrics.store_latency, name)]
@@ -84,7 +85,11 @@ class ServiceKit:
         database = f"{settings.mongodb_database_prefix}_{name}"
         # Handlers running side by side share round trips (see services/runtime/coalescing.py).
         self.db: AsyncDatabase[Document] = (
-            CoalescingDatabase(self.mongo, database, StoreBatcher(self.mongo))
+            CoalescingDatabase(
+                self.mongo,
+                database,
+                StoreBatcher(self.mongo, transactions=settings.store_commit_in_transactions),
+            )
             if settings.store_coalescing
             else self.mongo[database]
         )
@@ -117,6 +122,8 @@ class ServiceKit:
             batch=True,
             max_records=self.settings.batch_max_records,
             batch_timeout_ms=self.settings.batch_timeout_ms,
+            fetch_min_bytes=self.settings.fetch_min_bytes,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             decoder=_raw_bytes_decoder,
             title=f"{self.name}:{topic}",
         )

@@ -87,6 +87,26 @@ def script(name: str, action: str) -> None:
 STORE_SCRIPT = "store.sh"
 
 
+PROCESSES = {
+    "intake": "services/intake.pid", "triage": "services/triage.pid",
+    "compensation": "services/compensation.pid", "followup": "services/followup.pid",
+    "store": "store/store.pid", "kafka": "kafka/kafka.pid",
+}  # fmt: skip
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) each process of the system has used so far."""
+    used = {}
+    for name, pidfile in PROCESSES.items():
+        try:
+            pid = (RUN_DIR / pidfile).read_text().strip()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
 class System:
     """Kafka, the store and the four services, started like `make up` on fresh state."""
 
@@ -269,11 +289,13 @@ def percentile(values: Sequence[float], share: float) -> float:
 async def burst(watcher: Watcher, count: int, customers: int, timeout: float) -> dict[str, float]:
     run = uuid.uuid4().hex[:6]
     complaints = [app_complaint(run, n, customers) for n in range(count)]
+    cpu_before = cpu_seconds()
     async with Publisher() as publisher:
         sends = [await publisher.send(s, v) for s, v in complaints]
         await asyncio.gather(*sends)
     submissions = [s for s, _ in complaints]
     await watcher.wait(submissions, timeout)
+    cpu_after = cpu_seconds()
     outcomes = watcher.outcomes
     first = min(publisher.sent_ms.values())
     cases = [outcomes.case_of[s] for s in submissions]
@@ -286,7 +308,9 @@ async def burst(watcher: Watcher, count: int, customers: int, timeout: float) ->
         "compensation_rate": count / max(0.001, (offered - first) / 1000),
         "p50_ms": percentile(latencies, 0.5),
         "p99_ms": percentile(latencies, 0.99),
-    }
+        **{f"cpu_ms:{name}": 1000 * (cpu_after[name] - cpu_before[name]) / count
+           for name in cpu_after if name in cpu_before},
+    }  # fmt: skip
 
 
 async def steady(watcher: Watcher, rate: float, seconds: float, customers: int) -> dict[str, float]:
@@ -436,7 +460,10 @@ def row(label: str, count: int, result: dict[str, float], raw: float) -> list[st
         f"  (ratio to raw {result['compensation_rate'] / raw:.3f})",
         f"  received→triaged in the burst: p50 {result['p50_ms']:.0f} ms, "
         f"p99 {result['p99_ms']:.0f} ms",
-    ]
+        "  CPU per complaint: " + ", ".join(
+            f"{key.split(':')[1]} {value:.2f} ms" for key, value in result.items()
+            if key.startswith("cpu_ms:")),
+    ]  # fmt: skip
 
 
 def main() -> None:

@@ -32,17 +32,18 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-@pytest.fixture
+@pytest.fixture(params=[True, False], ids=["in-transactions", "plain-bulk-write"])
 async def stores(
-    infra: Infra,
+    infra: Infra, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[AsyncDatabase[Document], AsyncDatabase[Document], Commands]]:
-    """(a coalescing database, the same database plain, the commands the first sent)."""
+    """(a coalescing database, the same database plain, the commands the first sent), with
+    the batch's writes committed as one transaction or not."""
     commands = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         infra.mongodb_uri, tz_aware=True, event_listeners=[commands]
     )
     name = f"coalesce_{uuid.uuid4().hex[:8]}"
-    batched = CoalescingDatabase(client, name, StoreBatcher(client))
+    batched = CoalescingDatabase(client, name, StoreBatcher(client, transactions=request.param))
     yield batched, client[name], commands
     await client.drop_database(name)
     await client.close()
@@ -85,7 +86,13 @@ async def test_concurrent_writes_are_one_bulk_write_with_each_callers_outcome(
         cases.delete_one({"_id": "nothing"}),
         return_exceptions=True,
     )
-    assert commands.names == ["bulkWrite"]
+    # In a transaction, the duplicate aborts the first try; the rest commit in a second.
+    expected = (
+        ["bulkWrite", "abortTransaction", "bulkWrite", "commitTransaction"]
+        if batched.batcher.transactions
+        else ["bulkWrite"]
+    )  # type: ignore[attr-defined]
+    assert commands.names == expected, commands.names
     inserted, duplicate, updated, unmatched, upserted, replaced, deleted = outcomes
     assert inserted.inserted_id == "new"  # type: ignore[union-attr]
     assert isinstance(duplicate, DuplicateKeyError)
