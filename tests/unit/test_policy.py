@@ -33,7 +33,7 @@ def test_bundled_policy_matches_policy_md() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda text: text.replace('version = "2026.11-1"', 'version = ""'), "version"),
+        (lambda text: text.replace('version = "2026.11-2"', 'version = ""'), "version"),
         (
             lambda text: text.replace("respond_within_hours = 2\n", "respond_within_hours = -2\n"),
             "respond_within_hours",
@@ -66,16 +66,16 @@ def test_reload_picks_up_edits_and_keeps_the_old_policy_on_a_bad_edit(tmp_path: 
     path = tmp_path / "policy.toml"
     shutil.copy(DEFAULT_POLICY_FILE, path)
     source = PolicySource(path)
-    assert source.current().version == "2026.11-1"
+    assert source.current().version == "2026.11-2"
 
     text = path.read_text(encoding="utf-8")
     path.write_text(
-        text.replace('version = "2026.11-1"', 'version = "2026.11-2"'), encoding="utf-8"
+        text.replace('version = "2026.11-2"', 'version = "2026.11-3"'), encoding="utf-8"
     )
     os.utime(path, (1, 1))  # a distinct mtime, whatever the file system's resolution
-    assert source.current().version == "2026.11-2"
+    assert source.current().version == "2026.11-3"
 
     path.write_text("version = 3\n", encoding="utf-8")
     os.utime(path, (2, 2))
-    assert source.current().version == "2026.11-2"
+    assert source.current().version == "2026.11-3"
     assert source.last_error and "invalid" in source.last_error
