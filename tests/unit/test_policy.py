@@ -28,6 +28,10 @@ def test_bundled_policy_matches_policy_md() -> None:
     follow = policy.followup
     assert (follow.default_delay_days, follow.refund_delay_days) == (3, 7)
     assert (follow.send_window_start_hour, follow.send_window_end_hour) == (9, 20)
+    approval = comp.approval
+    assert (approval.remind_after_hours, approval.escalate_after_hours,
+            approval.expire_at_top_after_hours) == (4, 12, 24)  # fmt: skip
+    assert approval.approver_roles == ["supervisor", "manager"]
 
 
 @pytest.mark.parametrize(
@@ -51,6 +55,12 @@ def test_bundled_policy_matches_policy_md() -> None:
             ),
             "supervisor_authority_limit",
         ),
+        (
+            lambda text: text.replace("remind_after_hours = 4", "remind_after_hours = 13"),
+            "reminder must come before the escalation",
+        ),
+        (lambda text: text.replace("tier_upgrade = 1\n", ""), "fulfilment_days lacks"),
+        (lambda text: text.replace("time_patterns = ['", "time_patterns = ['(", 1), "time pattern"),
     ],
 )
 def test_bad_policy_file_is_refused_with_a_clear_message(
