@@ -90,12 +90,12 @@ async def test_accept_and_resolve_together_give_one_resolution_carrying_the_acce
             await compensation.aclose()
 
         outer.push_async_callback(stop_compensation)
-        first, second = "CS20261123-6001", "CS20261123-6002"
+        first, second, later = "CS20261123-6001", "CS20261123-6002", "CS20261123-6003"
         proposals = {}
-        for case in (first, second):
+        for case in (first, second, later):
             await open_case(p, case, f"C-{case}", **refund_case)
             (proposals[case],) = await p.reader.wait_for(one(p, case, PROPOSED))
-        refunds = {case: option(proposals[case], "refund") for case in (first, second)}
+        refunds = {case: option(proposals[case], "refund") for case in (first, second, later)}
 
         def accept(case: str) -> bytes:
             return action(case, "accept_offer", T0, offer_id=proposals[case].data["offer_id"],
@@ -151,6 +151,25 @@ async def test_accept_and_resolve_together_give_one_resolution_carrying_the_acce
             assert "Refund of TWD 1,290" in body and "by 2026-12-03" in body, body
             assert notice.data["channel"] == "app" and notice.data["recipient"] == f"C-{case}"
             assert not [phrase for phrase in BANNED if phrase in body.lower()]
+
+        # 3. An outcome after the resolution: resolved with nothing accepted, then the offer
+        #    expires with its fallback. The record is published again, revised.
+        await p.send("cases.actions", resolve(later), key=later)
+        (unrevised,) = await p.reader.wait_for(one(p, later, RESOLVED))
+        assert unrevised.data["compensation"] is None and unrevised.data["revision"] == 1
+        clock.advance(timedelta(hours=72, minutes=1))
+        (expired,) = await p.reader.wait_for(one(p, later, "complaint.compensation.expired"))
+        (revised,) = await p.reader.wait_for(one(p, later, RESOLVED, revision=2))
+        assert revised.event["id"] != unrevised.event["id"]
+        assert revised.data["compensation"] == {
+            "case_number": later, "offer_id": expired.data["offer_id"], "granted_on_expiry": True,
+            **expired.data["fallback"],
+        }  # fmt: skip
+        same = {k: v for k, v in unrevised.data.items() if k not in {"compensation", "revision"}}
+        assert {k: revised.data[k] for k in same} == same
+        await handled(p, later)
+        assert len(p.reader.of_case(later, RESOLVED)) == 2
+        assert len(p.reader.of_case(later, SCHEDULED)) == 1
 
 
 @pytest.mark.timeout(240)
