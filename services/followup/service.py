@@ -274,7 +274,10 @@ class FollowupService:
                     "resolved_record": resolved,
                     "resolved_revision": 1,
                     **add_to_outbox(messages),
-                }
+                },
+                # Waited for once (an acceptance compensation refused never has an outcome):
+                # a later resolution does not wait for it again; a late outcome still revises.
+                **({"$addToSet": {"ended_offers": {"$each": awaited}}} if awaited else {}),
             },
             # An outcome or another resolution stored meanwhile: decide again with it.
             expect={"status": case.get("status"),

@@ -37,7 +37,8 @@ def given_by(event_type: str, data: Document) -> Document | None:
 
 
 def awaited_acceptances(case: Document) -> list[str]:
-    """Offers accepted on `cases.actions` whose outcome has not reached this service."""
+    """Offers accepted on `cases.actions` whose outcome has not reached this service (and
+    that no resolution has already given up waiting for: `ended_offers` holds both)."""
     ended = set(case.get("ended_offers") or [])
     return sorted({accepted["offer_id"] for accepted in case.get("accept_actions") or []} - ended)
 

@@ -239,3 +239,54 @@ async def test_one_resolution_per_resolve_and_every_dropped_check_announced(
             lambda s: s.type == "complaint.followup.sent")}  # fmt: skip
         assert dropped.data["followup_id"] not in sent
         assert withdrawn.data["followup_id"] not in sent
+
+
+def accepted_event(case: str, offer_id: str, option_id: str) -> bytes:
+    data = {"case_number": case, "offer_id": offer_id, "option_id": option_id, "kind": "coupon",
+            "value": {"amount": "100.00", "currency": "TWD"}, "description": "Store credit"}  # fmt: skip
+    return json.dumps({"specversion": "1.0", "id": f"a-{case}", "source": "/tests",
+                       "type": "complaint.compensation.accepted", "time": T0.isoformat(),
+                       "subject": case, "datacontenttype": "application/json",
+                       "data": data}).encode()  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+async def test_a_resolve_waits_a_bounded_time_and_a_late_acceptance_revises_the_record(
+    infra: Infra, namespace: str
+) -> None:
+    clock = FakeClock(T0)
+    # Compensation plays no part here: its acceptance comes late, or never.
+    async with Isolated(infra, namespace, clock, ("followup",), acceptance_wait_seconds=1) as p:
+        case = "CS20261123-6201"
+        await open_case(p, case, "C-late")
+        accept = action(case, "accept_offer", T0, offer_id=f"{case}-O1", option_id=f"{case}-O1-2")
+        await p.send("cases.actions", accept, key=case)
+        await p.send("cases.actions", resolve(case), key=case)
+        (first,) = await p.reader.wait_for(one(p, case, RESOLVED))
+        assert first.data["compensation"] is None and first.data["revision"] == 1
+
+        await p.send("cases.compensation", accepted_event(case, f"{case}-O1", f"{case}-O1-2"),
+                     key=case)  # fmt: skip
+        (revised,) = await p.reader.wait_for(one(p, case, RESOLVED, revision=2))
+        assert revised.data["compensation"]["option_id"] == f"{case}-O1-2"
+        assert revised.data["resolved_at"] == first.data["resolved_at"]
+        assert revised.event["id"] != first.event["id"]
+        # The same outcome again (a redelivery) changes nothing.
+        await p.send("cases.compensation", accepted_event(case, f"{case}-O1", f"{case}-O1-2"),
+                     key=case)  # fmt: skip
+        await p.send("cases.actions", resolve(case, minutes=1), key=case)  # ignored
+        await handled(p, case)
+        # Bytes follow-up refuses, on the same key: the redelivered outcome came before them.
+        marker = f"not an event {uuid.uuid4().hex}".encode()
+        await p.send("cases.compensation", marker, key=case)
+        await p.reader.wait_for(lambda s: s.type == DLQ and base64.b64decode(
+            s.data.get("original", "")) == marker)  # fmt: skip
+        ignored = {"type": "resolve", "reason": "already_resolved"}
+
+        async def counted() -> bool:
+            return (
+                await metric(p.apps["followup"], "complaints_actions_ignored_total", **ignored) == 1
+            )
+
+        await eventually(counted, 10, "the second resolve to be ignored")
+        assert [s.data["revision"] for s in p.reader.of_case(case, RESOLVED)] == [1, 2]
