@@ -81,15 +81,11 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str = "INFO") -> None:
-    handler = BatchedStreamHandler(
-        open(
-            sys.stderr.fileno(),
-            "w",
-            buffering=1 << 16,  # noqa: SIM115
-            encoding="utf-8",
-            closefd=False,
-        )
+    # A buffered writer of its own on fd 2: the handler decides when to flush.
+    stream = open(  # noqa: SIM115  (lives as long as the process)
+        sys.stderr.fileno(), "w", buffering=1 << 16, encoding="utf-8", closefd=False
     )
+    handler = BatchedStreamHandler(stream)
     atexit.register(logging.shutdown)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
