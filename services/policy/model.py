@@ -169,8 +169,12 @@ class CompensationPolicy(_Strict):
             raise ValueError(f"fulfilment_days lacks {sorted(missing_kinds)}")
         if any(days < 0 for days in self.fulfilment_days.values()):
             raise ValueError("fulfilment_days must be 0 or more")
-        if not {"supervisor", "manager"} <= set(self.approval.approver_roles):
+        roles = self.approval.approver_roles
+        if not {"supervisor", "manager"} <= set(roles):
             raise ValueError("approval.approver_roles must name supervisor and manager")
+        if roles.index("supervisor") > roles.index("manager"):
+            # An approval moves up the list: a manager's would otherwise go down.
+            raise ValueError("approval.approver_roles go up: supervisor before manager")
         return self
 
 
