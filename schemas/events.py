@@ -103,6 +103,11 @@ class ApprovalRequested(_Data):
     approver_role: str
     reasons: list[str]
     policy_version: str | None = None
+    # A pending approval asked again: the n-th reminder of this offer (absent on the first
+    # request and on an escalation).
+    reminder: int | None = None
+    # Passed up because the role below did not decide in time: the role it came from.
+    escalated_from: str | None = None
 
 
 class CompensationAccepted(_Data):
@@ -152,6 +157,14 @@ class FollowupAnswered(_Data):
     score: int
 
 
+class FollowupCancelled(_Data):
+    """A scheduled satisfaction check that will not happen, and why."""
+
+    case_number: str
+    followup_id: str
+    reason: str
+
+
 class CaseReopened(_Data):
     case_number: str
     reason: str
@@ -173,6 +186,19 @@ class CaseResolved(_Data):
     followup_due_at: Timestamp
     resolved_by: str | None = None  # the actor of the resolve action
     reopen_count: int = 0
+    # 1 for the record of a resolution; + 1 each time a later compensation outcome
+    # (an acceptance, an expiry's fallback) changes its `compensation`.
+    revision: int = 1
+
+
+class ReplyFlagged(_Data):
+    """An agent's reply that breaks the house rules; advisory, the reply went out."""
+
+    case_number: str
+    action_id: str
+    problems: list[str]  # sentences a team lead can read
+    problem_codes: list[str] = Field(default_factory=list)  # the same, as short codes
+    first: bool | None = None  # whether it was checked as the case's first reply
 
 
 class NotificationRequested(_Data):
@@ -204,6 +230,7 @@ EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.case.triaged": ("cases.triaged", CaseTriaged),
     "complaint.case.sla_at_risk": ("cases.triaged", SlaWarning),
     "complaint.case.sla_breached": ("cases.triaged", SlaWarning),
+    "complaint.reply.flagged": ("cases.triaged", ReplyFlagged),
     "complaint.compensation.proposed": ("cases.compensation", CompensationProposed),
     "complaint.compensation.approval_requested": ("cases.compensation", ApprovalRequested),
     "complaint.compensation.accepted": ("cases.compensation", CompensationAccepted),
@@ -212,6 +239,7 @@ EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.followup.scheduled": ("cases.followups", FollowupScheduled),
     "complaint.followup.sent": ("cases.followups", FollowupSent),
     "complaint.followup.answered": ("cases.followups", FollowupAnswered),
+    "complaint.followup.cancelled": ("cases.followups", FollowupCancelled),
     "complaint.case.reopened": ("cases.followups", CaseReopened),
     "complaint.case.resolved": ("cases.resolved", CaseResolved),
     "complaint.notification.requested": ("notifications.outbound", NotificationRequested),

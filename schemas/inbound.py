@@ -115,6 +115,15 @@ class FirstResponse(_Action):
     type: Literal["first_response"]
 
 
+class Reply(_Action):
+    """An agent's message to the customer. The first one stops the first-response clock;
+    each is checked against the reply rules (advisory: never blocked)."""
+
+    type: Literal["reply"]
+    text: str = Field(min_length=1)
+    first: bool = False
+
+
 CaseAction = Annotated[
     AcceptOffer
     | ApproveCompensation
@@ -122,7 +131,8 @@ CaseAction = Annotated[
     | Resolve
     | SurveyResponse
     | CustomerReply
-    | FirstResponse,
+    | FirstResponse
+    | Reply,
     Field(discriminator="type"),
 ]
 

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.inbound import AcceptOffer, ApproveCompensation, CaseAction, RejectCompensation
 from services.compensation.events import (
-    accepted_message,
+    acceptance_messages,
     offer_document,
     proposed_messages,
     rejected_message,
@@ -90,12 +90,15 @@ class ActionHandlers:
         entry = {"what": "accepted", "at": action.at, "by": action.actor,
                  "option": option["option_id"], "goodwill": option["goodwill"],
                  "charged": offer.get("charged")}  # fmt: skip
+        # The customer hears back: what they chose, what happens next and by when.
+        messages = acceptance_messages(case["_id"], offer, option, case["facts"], now,
+                                       self.kit.policy.current())  # fmt: skip
         applied = await apply_once(
             self.cases, case["_id"], action.action_id,
             {"$set": {f"{key}.status": "accepted", f"{key}.accepted_option": option,
                       f"{key}.accepted_at": now, "offer_expires_at": None,
                       "unsettled": offer["offer_id"], "unsettled_since": now,
-                      **add_to_outbox([accepted_message(case["_id"], offer, option, now)])},
+                      **add_to_outbox(messages)},
              "$push": {f"{key}.history": entry}},
             expect={f"{key}.status": "proposed"},
         )  # fmt: skip
@@ -125,7 +128,7 @@ class ActionHandlers:
             self.cases, case["_id"], action.action_id,
             {"$set": {f"{key}.status": "proposed", f"{key}.expires_at": expires_at,
                       f"{key}.charged": charged, f"{key}.approved_by": action.actor,
-                      "offer_expires_at": expires_at,
+                      "offer_expires_at": expires_at, "approval_due_at": None,
                       **add_to_outbox(proposed_messages(case["_id"], approved, case["facts"], now))},
              "$push": {f"{key}.history": entry}},
             expect={f"{key}.status": "pending_approval"},
@@ -149,7 +152,7 @@ class ActionHandlers:
         applied = await apply_once(
             self.cases, case["_id"], action.action_id,
             {"$set": {f"{key}.status": "rejected", f"{key}.rejected_by": action.actor,
-                      f"offers.{alternative_id}": alternative,
+                      f"offers.{alternative_id}": alternative, "approval_due_at": None,
                       "offer_expires_at": alternative["expires_at"], **add_to_outbox(messages)},
              "$push": {f"{key}.history": {"what": "rejected", "at": action.at,
                                           "by": action.actor, "note": action.note,

@@ -17,6 +17,7 @@ from prometheus_client import Counter, Gauge
 
 from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_TRIAGED, CUSTOMER_PROFILES
 from services.compensation.actions import ActionHandlers
+from services.compensation.approvals import ApprovalTimeouts
 from services.compensation.events import approval_message, offer_document, proposed_messages
 from services.compensation.expiry import OfferExpiry
 from services.compensation.lifecycle import (
@@ -51,7 +52,8 @@ class CompensationService:
         self.limits = Limits(kit.db)
         self.outcomes = Counter(
             "complaints_offers_total",
-            "Offers by outcome (proposed, approval_requested, accepted, rejected, expired)",
+            "Offers by outcome (proposed, approval_requested, approved, accepted, rejected, "
+            "expired, approval_reminded, approval_escalated, approval_expired)",
             ["outcome", "category"],
             registry=kit.registry,
         )
@@ -72,9 +74,11 @@ class CompensationService:
         )  # fmt: skip
         self.actions = ActionHandlers(self)
         self.expiry = OfferExpiry(self)
+        self.approvals = ApprovalTimeouts(self)
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
+        self.kit.on_startup(self.approvals.ensure_indexes)
         # One customer's cases in order: they draw on the same goodwill cap.
         self.kit.subscribe(CASES_TRIAGED, self.on_triaged, links=by_case_and_customer)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
@@ -82,6 +86,7 @@ class CompensationService:
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.background(self.expiry.run)
         self.kit.background(self.expiry.run_repair)
+        self.kit.background(self.approvals.run)
         self.kit.background(self.run_budget_gauges)
 
     async def ensure_indexes(self) -> None:
@@ -299,6 +304,10 @@ class CompensationService:
                 "customer_id": customer_id,
                 f"offers.{offer_id}": offer,
                 "offer_expires_at": offer["expires_at"],
+                # A pending approval is chased: reminded, moved up, at the top expired.
+                "approval_due_at": self.approvals.due_at(offer)
+                if decision.needs_approval
+                else None,
                 **add_to_outbox(messages),
             }
         }
@@ -314,6 +323,8 @@ class CompensationService:
             self.outcomes.labels(outcome, facts.category).inc()
             if offer["expires_at"] is not None:
                 self.expiry.notify()
+            if decision.needs_approval:
+                self.approvals.notify()
         await flush_outbox(self.cases, case_number, self.kit.publish)
 
 

@@ -214,6 +214,14 @@ class ServiceKit:
         self._waiting_since.pop(record.position, None)
         return True
 
+    def waited_seconds(self, record: InboundRecord) -> float:
+        """How long ``record`` has been waiting on a dependency (RetryLater); 0 at first.
+
+        For a handler that would rather go on without a late fact than wait the whole
+        ``dependency_wait_seconds`` and be dead-lettered."""
+        since = self._waiting_since.get(record.position)
+        return 0.0 if since is None else time.monotonic() - since
+
     def _redeliver(self, record: InboundRecord, error: str) -> bool:
         self._failures[record.position] = self._failures.get(record.position, 0) + 1
         self.metrics.redeliveries.labels(self.name, record.topic, error).inc()

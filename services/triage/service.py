@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from pydantic import TypeAdapter, ValidationError
 
+from schemas.inbound import Reply
 from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
 from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
@@ -23,11 +25,18 @@ from services.triage.events import (
     decision_document,
     decision_from_document,
     facts_from_opened,
+    flagged_message,
     triaged_message,
 )
+from services.triage.replies import check_reply
 from services.triage.rules import decide, retriage
 from services.triage.settings import TriageSettings
 from services.triage.watch import DEADLINES, next_alarm_at, plan_alarms, stop
+
+_REPLY: TypeAdapter[Reply] = TypeAdapter(Reply)
+# The clocks each action stops.
+STOPS = {"first_response": ("first_response",), "reply": ("first_response",),
+         "resolve": DEADLINES}  # fmt: skip
 
 
 class TriageService:
@@ -51,6 +60,12 @@ class TriageService:
         )
         self.escalations = Counter(
             "complaints_escalations_total", "Escalated triage decisions", registry=kit.registry
+        )
+        self.flagged = Counter(
+            "complaints_replies_flagged_total",
+            "Agents' replies that break a house rule, by problem (advisory)",
+            ["problem"],
+            registry=kit.registry,
         )
         self._previous = PerTurn(self._count_previous)
         self.watcher = DeadlineWatcher(
@@ -242,28 +257,37 @@ class TriageService:
         )
 
     async def on_action(self, record: InboundRecord) -> None:
-        """A first response or a resolution stops the matching clocks."""
+        """A first response, an agent's reply or a resolution stops the matching clocks; a
+        reply is also checked against the house rules."""
         try:
             action = json.loads((record.value or b"").decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return  # the followup service owns rejecting malformed actions
         if not isinstance(action, dict):
             return
-        stops = {"first_response": ("first_response",), "resolve": DEADLINES}.get(
-            str(action.get("type"))
-        )
+        stops = STOPS.get(str(action.get("type")))
         if not stops:
             return
         try:
             case_number, action_id = str(action["case_number"]), str(action["action_id"])
             at = datetime.fromisoformat(str(action["at"]))
-        except (KeyError, ValueError):
+            reply = _REPLY.validate_python(action) if action["type"] == "reply" else None
+        except (KeyError, ValueError, ValidationError):
             return  # malformed: dead-lettered by the followup service
         case = await self.cases.find_one({"_id": case_number})
         if case is None or "decision" not in case:
             raise RetryLater(f"case {case_number} not triaged yet")
-        stopped = stop(case.get("alarms") or {}, stops, at)
-        await apply_once(
+        alarms = case.get("alarms") or {}
+        messages, problems, first = [], [], False
+        if reply is not None and action_id not in case.get("applied", []):
+            # The case's first reply: marked so by the desk, or no first response yet.
+            first = reply.first or (alarms.get("first_response") or {}).get("stopped_at") is None
+            problems = check_reply(reply.text, first, self.kit.policy.current().replies)
+            if problems:
+                messages = [flagged_message(case_number, action_id, problems, first,
+                                            self.kit.clock())]  # fmt: skip
+        stopped = stop(alarms, stops, at)
+        applied = await apply_once(
             self.cases,
             case_number,
             action_id,
@@ -272,10 +296,16 @@ class TriageService:
                     **{f"alarms.{name}.stopped_at": stopped[name]["stopped_at"]
                        for name in stops if name in stopped},
                     "next_alarm_at": next_alarm_at(stopped),
+                    **add_to_outbox(messages),
                 },
                 "$inc": {"alarm_version": 1},
             },
         )  # fmt: skip
+        if applied:
+            for problem in problems:
+                self.flagged.labels(problem.code).inc()
+        if reply is not None:  # only a reply has events to publish
+            await flush_outbox(self.cases, case_number, self.kit.publish)
 
     def count(self, category: str, urgency: str, escalated: bool) -> None:
         self.decisions.labels(category, urgency).inc()
