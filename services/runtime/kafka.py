@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
@@ -20,6 +21,7 @@ from schemas.cloudevents import CloudEvent, make_event
 from schemas.common import Channel
 from schemas.events import NotificationRequested
 from schemas.topics import ALL_TOPICS, NOTIFICATIONS
+from services.runtime.connections import as_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,15 @@ def build_broker(
     registry: CollectorRegistry | None,
     max_publish_bytes: int,
     linger_ms: int = 5,
+    security: BaseSecurity | None = None,
 ) -> KafkaBroker:
-    """The service's broker; ``registry`` None leaves out FastStream's metrics middleware."""
+    """The service's broker; ``registry`` None leaves out FastStream's metrics middleware.
+
+    ``security`` comes from services/runtime/connections.py (``kafka_security``).
+    """
     return KafkaBroker(
         bootstrap_servers,
+        security=security,
         max_request_size=max_publish_bytes,
         client_id=f"complaints-{service}",
         # acks=all + idempotence: a publish returns only once the record is durable.
@@ -51,11 +58,16 @@ def build_broker(
     )
 
 
-async def ensure_topics(bootstrap_servers: str, partitions: int, prefix: str = "") -> None:
-    """Create every contract topic with an explicit partition count (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
+async def ensure_topics(
+    connection: str | dict[str, Any], partitions: int, prefix: str = ""
+) -> None:
+    """Create every contract topic with an explicit partition count (idempotent).
+
+    ``connection``: a bootstrap string, or client kwargs from connections.py.
+    """
+    admin = AIOKafkaAdminClient(**as_client_kwargs(connection))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(
@@ -125,11 +137,13 @@ async def publish_outbound(
         raise failed
 
 
-async def topic_partitions(bootstrap_servers: str, topics: list[str]) -> list[TopicPartition]:
+async def topic_partitions(
+    connection: str | dict[str, Any], topics: list[str]
+) -> list[TopicPartition]:
     """Every partition of ``topics``, asked of the cluster (a consumer's cache may lag)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
+    admin = AIOKafkaAdminClient(**as_client_kwargs(connection))
     try:
+        await admin.start()
         described = await admin.describe_topics(topics)
     finally:
         await admin.close()
