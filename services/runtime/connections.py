@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 from services.runtime.logs import register_secret
 from services.runtime.settings import ConnectionSettings
@@ -133,6 +134,18 @@ async def diagnose_kafka(connection: dict[str, Any], timeout: float = 10.0) -> s
 
 
 # --- the store ---------------------------------------------------------------------------
+
+
+def describe_store_failure(failure: PyMongoError) -> str:
+    """A store error in one line an operator acts on (the server's message, not its dump)."""
+    if isinstance(failure, OperationFailure):
+        message = (failure.details or {}).get("errmsg") or str(failure)
+        hint = " (check the user and password in MONGODB_URI)" if failure.code in (13, 18) else ""
+        return f"{message}{hint}"
+    if isinstance(failure, ServerSelectionTimeoutError):
+        # "host:port: <cause>, Timeout: …, Topology Description: …": the cause is enough.
+        return f"cannot reach the store: {str(failure).split(', Timeout:')[0]}"
+    return f"{type(failure).__name__}: {failure}"
 
 
 def redact_uri(uri: str) -> str:

@@ -32,6 +32,7 @@ from services.runtime.batches import Links, by_key, plan_lanes, rewind_points
 from services.runtime.clock import Clock, system_clock
 from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
 from services.runtime.connections import (
+    describe_store_failure,
     diagnose_kafka,
     kafka_client_kwargs,
     kafka_security,
@@ -362,7 +363,7 @@ class ServiceKit:
 
     async def _connect_failed(self, failure: Exception, attempt: int) -> None:
         if isinstance(failure, PyMongoError):
-            reason = f"store: {type(failure).__name__}: {failure}"
+            reason = f"store: {describe_store_failure(failure)}"
         else:
             cause = await diagnose_kafka(self.kafka)
             reason = f"Kafka: {cause or f'{type(failure).__name__}: {failure}'}"
