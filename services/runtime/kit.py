@@ -40,7 +40,7 @@ from services.runtime.connections import (
 )
 from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
-from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
+from services.runtime.kafka import build_broker, ensure_topics, publish_outbound, retention_ms
 from services.runtime.lag import LagMonitor
 from services.runtime.logs import quiet_payload_loggers, scrub
 from services.runtime.metrics import STORE_LISTENERS, CommonMetrics, StoreCommandTimer
@@ -322,7 +322,10 @@ class ServiceKit:
     async def connect(self) -> None:
         """Topics, the store's indexes, the broker's clients and subscriptions, then the
         background loops. Raises when Kafka or the store cannot be used."""
-        await ensure_topics(self.kafka, self.settings.topic_partitions, self.settings.topic_prefix)
+        await ensure_topics(
+            self.kafka, self.settings.topic_partitions, self.settings.topic_prefix,
+            retention_ms(self.policy.current()),
+        )  # fmt: skip
         for hook in self._startup:
             await hook()
         try:
