@@ -208,6 +208,8 @@ class CustomerErased(_Data):
     erasure_id: str  # the erase_customer action's action_id
     # The cases found for the customer (intake's event lists them for the other services).
     case_numbers: list[str] = Field(default_factory=list)
+    # Every CRM id the request matched (its customer_id, profiles found by its identities).
+    customer_ids: list[str] = Field(default_factory=list)
 
 
 # Event type names, with the data model each one carries, for the exports.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,15 +10,17 @@ from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from schemas.inbound import CaseAction, FirstResponse, Resolve, SurveyResponse
+from schemas.inbound import CaseAction, EraseCustomer, FirstResponse, Resolve, SurveyResponse
 from schemas.topics import (
     CASE_ACTIONS,
     CASES_COMPENSATION,
     CASES_OPENED,
     CASES_TRIAGED,
+    CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
 )
 from services.followup.events import answered_messages, followup_id_for, resolved_messages
+from services.followup.privacy import FollowupPrivacy
 from services.followup.schedule import followup_due
 from services.followup.scheduler import FollowupScheduler
 from services.followup.settings import FollowupSettings
@@ -27,15 +28,17 @@ from services.policy.calendar import country_holidays
 from services.runtime.batches import by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
+from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import InputRejected, RetryLater
 from services.runtime.kit import ServiceKit
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import MASKED, add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 
 _ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
 KNOWN_ACTIONS = {
     "accept_offer", "approve_compensation", "reject_compensation", "resolve",
-    "survey_response", "customer_reply", "first_response",
+    "survey_response", "customer_reply", "first_response", "erase_customer",
 }  # fmt: skip
 
 
@@ -47,6 +50,10 @@ class FollowupService:
         self.followups = kit.db["followups"]
         self.customers = kit.db["customers"]
         self.scheduler = FollowupScheduler(kit, settings, self.followups)
+        self.privacy = FollowupPrivacy(kit.db, kit.registry, kit.publish)
+        self.retention = RetentionLoop(
+            kit, self.cases, self.privacy.mask_case, settings.retention_poll_seconds
+        )
         self.resolved = Counter(
             "complaints_resolved_total",
             "Resolved cases by SLA outcome",
@@ -72,7 +79,10 @@ class FollowupService:
         self.kit.subscribe(CASES_COMPENSATION, self.on_compensation)
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
         self.kit.background(self.scheduler.run)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
@@ -81,15 +91,30 @@ class FollowupService:
         if profile.get("followup_opt_out"):
             await self.scheduler.cancel({"customer_id": customer_id}, "customer opted out")
 
+    async def on_erasure(self, record: InboundRecord) -> None:
+        erasure = erasure_found_by_intake(parse_cloudevent(record))
+        if erasure is not None:
+            await self.privacy.erase(erasure, self.kit.clock(), self.kit.publish)
+
+    async def flush(self, case_number: str) -> None:
+        # A case erased before (a late event, a redelivery) is masked again after the write.
+        await flush_outbox(self.cases, case_number, self.kit.publish, masked=self.privacy.mask_case)
+
     # --- the facts a resolved-case event needs ---------------------------------------
 
     async def on_opened(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
         if event["type"] == "complaint.case.opened":
             data = event["data"]
-            await self.cases.update_one(
-                {"_id": data["case_number"]}, {"$set": {"opened": data}}, upsert=True
-            )
+            case_number = data["case_number"]
+            try:
+                # Not on a case erased before it arrived: that is a duplicate key here.
+                await self.cases.update_one(
+                    {"_id": case_number, MASKED: None}, {"$set": {"opened": data}}, upsert=True
+                )
+            except DuplicateKeyError:
+                await self.cases.update_one({"_id": case_number}, {"$set": {"opened": data}})
+                await self.privacy.remask(case_number)
 
     async def on_triaged(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
@@ -99,12 +124,20 @@ class FollowupService:
             # Only a newer decision replaces the one we hold (redeliveries can be late): the
             # filter matches a case without one or with an older one, and creates a missing
             # case; a case holding this revision or a newer one is a duplicate key.
-            with contextlib.suppress(DuplicateKeyError):
+            newer = {"triage_revision": {"$not": {"$gte": revision}}}
+            update = {"$set": {"triage": data, "triage_revision": revision}}
+            try:
                 await self.cases.update_one(
-                    {"_id": data["case_number"], "triage_revision": {"$not": {"$gte": revision}}},
-                    {"$set": {"triage": data, "triage_revision": revision}},
-                    upsert=True,
+                    {"_id": data["case_number"], **newer, MASKED: None}, update, upsert=True
                 )
+            except DuplicateKeyError:
+                # A newer revision is held (nothing to do), or the case was erased: then
+                # the decision is kept, masked.
+                result = await self.cases.update_one(
+                    {"_id": data["case_number"], **newer, MASKED: {"$ne": None}}, update
+                )
+                if result.modified_count:
+                    await self.privacy.remask(data["case_number"])
 
     async def on_compensation(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
@@ -137,6 +170,8 @@ class FollowupService:
             action = _ACTION.validate_python(raw)
         except ValidationError as exc:
             raise InputRejected("schema_violation", str(exc)) from exc
+        if isinstance(action, EraseCustomer):
+            return  # intake finds the customer's cases; this service acts on its report
         if isinstance(action, Resolve):
             await self.resolve(action)
         elif isinstance(action, SurveyResponse):
@@ -211,10 +246,11 @@ class FollowupService:
                 }
             },
         )
+        await note_resolved(self.cases, case_number, action.at)  # retention counts from now
         if applied:
             resolved = json.loads(messages[1]["value"])["data"]
             self.resolved.labels(str(resolved["sla_met"]).lower()).inc()
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
     async def answer(self, action: SurveyResponse) -> None:
         case = await self.cases.find_one({"_id": action.case_number})
@@ -246,6 +282,8 @@ class FollowupService:
             {"$set": update, **({"$inc": {"reopen_count": 1}} if reopen else {})},
         )
         await self.scheduler.mark_answered(followup_id, action.score)
+        if reopen:
+            await note_reopened(self.cases, action.case_number, self.kit.clock())
         if applied:
             opened, triage = (case or {}).get("opened") or {}, (case or {}).get("triage") or {}
             self.answers.labels(
@@ -256,7 +294,7 @@ class FollowupService:
             ).inc()
             if reopen:
                 self.reopened.inc()
-        await flush_outbox(self.cases, action.case_number, self.kit.publish)
+        await self.flush(action.case_number)
 
 
 def build(kit: ServiceKit, settings: FollowupSettings) -> FollowupService:

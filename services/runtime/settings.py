@@ -136,6 +136,8 @@ class ServiceSettings(ConnectionSettings):
     # store timings, no lag measurement. Business counters stay (they are the product).
     metrics_enabled: bool = True
     lag_poll_seconds: float = 5.0
+    # How often the retention loop looks for resolved cases past the policy's retention.
+    retention_poll_seconds: float = 60.0
     # Until Kafka and the store answer at start-up (or after wrong credentials are fixed
     # by a restart), the service stays up, not ready, and tries again this often at most.
     connect_retry_max_seconds: float = 30.0
