@@ -293,3 +293,87 @@ async def test_an_erasure_interrupted_midway_is_finished_by_the_redelivery(
         )
         assert await leftovers(client, p.namespace.removesuffix("_intake"), [who.email]) == []
     await client.close()
+
+
+@pytest.mark.timeout(240)
+async def test_retention_masks_a_case_730_days_after_resolution_and_not_a_minute_before(
+    infra: Infra, namespace: str
+) -> None:
+    who = Customer()
+    clock = FakeClock(T0)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
+    async with Isolated(infra, namespace, clock, SERVICES, retention_poll_seconds=0.1) as p:
+        await p.send("complaints.inbound.app", json.dumps(who.form()).encode())
+        (opened,) = await p.reader.wait_for(lambda s: s.type == "complaint.case.opened"
+                                            and s.data["source_ref"] == f"app-{who.run}")  # fmt: skip
+        case = opened.data["case_number"]
+        await p.reader.wait_for(lambda s: s.type == "complaint.compensation.proposed"
+                                and s.data["case_number"] == case)  # fmt: skip
+        resolved_at = T0 + timedelta(hours=1)
+        await p.send("cases.actions", action(case, "resolve", resolved_at,
+                     resolution={"summary": who.words["summary"], "root_cause": "one_off"}),
+                     key=case)  # fmt: skip
+        stores = {s: client[f"{p.namespace}_{s}"]["cases"] for s in SERVICES}
+
+        async def retention_starts_everywhere() -> bool:
+            found = [await c.find_one({"_id": case}) or {} for c in stores.values()]
+            return all(doc.get("retain_from") == resolved_at for doc in found)
+
+        await eventually(retention_starts_everywhere, 60, "every service to note the resolution")
+
+        async def passes_done() -> bool:
+            due_by = (clock.now - timedelta(days=730)).timestamp()
+            gauges = [app.kit.registry.get_sample_value(  # type: ignore[attr-defined]
+                "complaints_retention_resolved_before_seconds") or 0 for app in p.apps.values()]  # fmt: skip
+            return all(gauge >= due_by for gauge in gauges)
+
+        clock.now = resolved_at + timedelta(days=730) - timedelta(minutes=1)
+        await eventually(passes_done, 60, "a retention pass in every service a minute early")
+        for service, store in stores.items():
+            kept = await store.find_one({"_id": case})
+            assert kept is not None and not kept.get("masked"), service
+        needles = [who.words["app"], who.words["summary"], f"app-{who.run}", who.email,
+                   who.phone]  # fmt: skip
+        before = await leftovers(client, p.namespace, needles)
+        # Compensation keeps no texts or contacts of its own: amounts and decisions.
+        assert {line.split(".")[0] for line in before} == {"intake", "triage", "followup"}
+
+        clock.advance(timedelta(minutes=1))
+        await eventually(passes_done, 60, "a retention pass in every service on the day")
+
+        async def masked_everywhere() -> bool:
+            found = [await c.find_one({"_id": case}) or {} for c in stores.values()]
+            return all((doc.get("masked") or {}).get("by") == "retention" for doc in found)
+
+        await eventually(masked_everywhere, 30, "the case masked in every service")
+        assert await leftovers(client, p.namespace, needles) == []
+        intake = await stores["intake"].find_one({"_id": case})
+        assert intake is not None and intake["customer_id"] is None and intake["channel"] == "app"
+        triage = await stores["triage"].find_one({"_id": case})
+        assert triage is not None and triage["decision"]["category"] == "delivery"
+        assert "retain_from" not in triage  # off the index: done
+        for app in p.apps.values():
+            assert app.kit.registry.get_sample_value("complaints_retention_masked_total") == 1  # type: ignore[attr-defined]
+        await topics_keep_personal_data_only_as_long_as_the_policy_says(infra, p.prefix)
+    await client.close()
+
+
+async def topics_keep_personal_data_only_as_long_as_the_policy_says(
+    infra: Infra, prefix: str
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        topics = [prefix + "complaints.dlq", prefix + "cases.opened"]
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t, {"retention.ms": None}) for t in topics]
+        )
+    finally:
+        await admin.close()
+    retention = {resource[3]: int(dict((e[0], e[1]) for e in resource[4])["retention.ms"])
+                 for response in responses for resource in response.resources}  # fmt: skip
+    day = 24 * 3600 * 1000
+    assert retention == {prefix + "complaints.dlq": 90 * day, prefix + "cases.opened": 14 * day}
