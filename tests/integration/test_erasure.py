@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +20,10 @@ from pymongo import AsyncMongoClient
 from schemas.inbound import EraseCustomer
 from services.intake.privacy import IntakePrivacy
 from services.intake.store import IntakeStore
+from services.runtime.metrics import STORE_LISTENERS
 from tests.support.infra import Infra
 from tests.support.isolated import Isolated
+from tests.support.query_plans import QueryRecorder, full_scans
 from tests.support.system import FakeClock
 from tests.support.wait import eventually
 
@@ -104,6 +108,30 @@ async def leftovers(client: AsyncMongoClient[Any], namespace: str, needles: list
     return found
 
 
+@asynccontextmanager
+async def recording(namespace: str, pipeline: Isolated) -> AsyncIterator[Isolated]:
+    """The pipeline, its services' store clients recording every query they send."""
+    recorder = QueryRecorder(namespace)
+    STORE_LISTENERS.append(recorder)
+    try:
+        async with pipeline as started:
+            STORE_LISTENERS.remove(recorder)
+            started.recorder = recorder  # type: ignore[attr-defined]
+            yield started
+    finally:
+        if recorder in STORE_LISTENERS:
+            STORE_LISTENERS.remove(recorder)
+
+
+async def every_query_uses_an_index(infra: Infra, pipeline: Isolated, must_see: str) -> None:
+    """No query the services sent (handlers, erasure, background loops) read a whole
+    collection; ``must_see`` names a query of the feature under test, so it was checked."""
+    queries = pipeline.recorder.queries  # type: ignore[attr-defined]
+    assert any(must_see in query.shape for query in queries), must_see
+    _, scanning = await full_scans(infra.mongodb_uri, queries)
+    assert scanning == [], "queries without an index:\n" + "\n".join(scanning)
+
+
 def erased(erasure_id: str) -> Any:
     return lambda s: s.type == "complaint.customer.erased" and s.data["erasure_id"] == erasure_id
 
@@ -115,7 +143,7 @@ async def test_erase_customer_leaves_no_trace_and_keeps_the_statistics(
     who = Customer()
     clock = FakeClock(T0)
     client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
-    async with Isolated(infra, namespace, clock, SERVICES) as p:
+    async with recording(namespace, Isolated(infra, namespace, clock, SERVICES)) as p:
         await p.upstream.send_json(p.prefix + "customers.profiles", who.profile(), who.customer_id)
         profiles = [client[f"{p.namespace}_{s}"]["customers"] for s in SERVICES]
 
@@ -211,6 +239,7 @@ async def test_erase_customer_leaves_no_trace_and_keeps_the_statistics(
         second = await p.reader.wait_for(erased(again["action_id"]), count=4)
         assert {s.data["service"]: s.data["counts"].get("cases", 0) for s in second}["intake"] == 0
         assert len(p.reader.matching(erased(erasure_id))) == 4
+        await every_query_uses_an_index(infra, p, "erasures")
     await client.close()
 
 
@@ -302,7 +331,8 @@ async def test_retention_masks_a_case_730_days_after_resolution_and_not_a_minute
     who = Customer()
     clock = FakeClock(T0)
     client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
-    async with Isolated(infra, namespace, clock, SERVICES, retention_poll_seconds=0.1) as p:
+    pipeline = Isolated(infra, namespace, clock, SERVICES, retention_poll_seconds=0.1)
+    async with recording(namespace, pipeline) as p:
         await p.send("complaints.inbound.app", json.dumps(who.form()).encode())
         (opened,) = await p.reader.wait_for(lambda s: s.type == "complaint.case.opened"
                                             and s.data["source_ref"] == f"app-{who.run}")  # fmt: skip
@@ -355,6 +385,7 @@ async def test_retention_masks_a_case_730_days_after_resolution_and_not_a_minute
         for app in p.apps.values():
             assert app.kit.registry.get_sample_value("complaints_retention_masked_total") == 1  # type: ignore[attr-defined]
         await topics_keep_personal_data_only_as_long_as_the_policy_says(infra, p.prefix)
+        await every_query_uses_an_index(infra, p, "retain_from")
     await client.close()
 
 
