@@ -77,10 +77,10 @@ def retention_ms(policy: Policy) -> dict[str, int]:
 
 async def ensure_topics(
     connection: str | dict[str, Any], partitions: int, prefix: str = "",
-    retention: dict[str, int] | None = None,
+    retention: dict[str, int] | None = None, replication_factor: int = 1,
 ) -> None:  # fmt: skip
-    """Create every contract topic with an explicit partition count (idempotent), and with
-    ``retention`` (topic → retention.ms). A topic that exists with another retention is
+    """Create every contract topic with an explicit partition count and replication factor
+    (idempotent), and with ``retention`` (topic → retention.ms). A topic that exists with another retention is
     reported, not changed: Kafka's AlterConfigs (all aiokafka has) replaces every setting
     of a topic, and ops may own the others.
 
@@ -95,7 +95,7 @@ async def ensure_topics(
             NewTopic(
                 name=prefix + spec.name,
                 num_partitions=partitions,
-                replication_factor=1,
+                replication_factor=replication_factor,
                 topic_configs=_topic_configs(spec, retention),
             )
             for spec in ALL_TOPICS

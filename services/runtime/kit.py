@@ -324,7 +324,7 @@ class ServiceKit:
         background loops. Raises when Kafka or the store cannot be used."""
         await ensure_topics(
             self.kafka, self.settings.topic_partitions, self.settings.topic_prefix,
-            retention_ms(self.policy.current()),
+            retention_ms(self.policy.current()), self.settings.topic_replication_factor,
         )  # fmt: skip
         for hook in self._startup:
             await hook()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.policy.model import DEFAULT_POLICY_FILE
@@ -101,6 +101,10 @@ class ServiceSettings(ConnectionSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     topic_partitions: int = 3
+    # Replicas of the topics the services create: 1 suits a single local broker; a managed
+    # cluster wants its own (3 on most: with min.insync.replicas=2, one replica cannot
+    # take a write with acks=all, and some providers refuse anything but 3).
+    topic_replication_factor: int = Field(default=1, ge=1)
     # Prepended to every topic name. Empty in production (the contract's names); tests
     # use it to run an isolated pipeline on a shared broker.
     topic_prefix: str = ""

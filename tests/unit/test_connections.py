@@ -7,7 +7,7 @@ import logging
 import ssl
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from faststream.kafka.security import parse_security
@@ -168,3 +168,42 @@ def test_log_lines_never_carry_a_registered_secret_or_a_uri_password() -> None:
     assert PASSWORD not in json.dumps(logged)
     logged = line("store mongodb://svc:hunter22@db:27017/ unreachable")
     assert "hunter22" not in logged["msg"] and "mongodb://svc:***@db:27017/" in logged["msg"]
+
+
+class RecordingAdmin:
+    """Stands in for aiokafka's admin client: records the topics it is asked to create."""
+
+    created: ClassVar[list[Any]] = []
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def list_topics(self) -> list[str]:
+        return []
+
+    async def create_topics(self, topics: list[Any]) -> None:
+        RecordingAdmin.created = list(topics)
+
+
+async def test_topics_are_created_with_the_replication_factor_the_cluster_wants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.runtime import kafka
+
+    monkeypatch.setattr(kafka, "AIOKafkaAdminClient", RecordingAdmin)
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "3")
+    chosen = ServiceSettings().topic_replication_factor
+    await kafka.ensure_topics("broker:9092", 6, "", {"cases.opened": 1000}, chosen)
+    assert {topic.replication_factor for topic in RecordingAdmin.created} == {3}
+    assert {topic.num_partitions for topic in RecordingAdmin.created} == {6}
+    opened = next(t for t in RecordingAdmin.created if t.name == "cases.opened")
+    assert opened.topic_configs == {"retention.ms": "1000"}
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "0")
+    with pytest.raises(ValidationError):
+        ServiceSettings()
