@@ -217,7 +217,15 @@ async def test_erase_customer_leaves_no_trace_and_keeps_the_statistics(
             s.data["service"]: s for s in await p.reader.wait_for(erased(erasure_id), count=4)
         }
         assert set(reports) == set(SERVICES)
+        records = [client[f"{p.namespace}_{s}"]["erasures"] for s in SERVICES]
 
+        async def reports_flushed() -> bool:
+            # A report leaves its record's outbox just after it is published (it names
+            # the CRM id the request gave, as the contract says): until then it is there.
+            found = [await r.find_one({"_id": erasure_id}) or {} for r in records]
+            return all(f.get("status") == "done" and not f.get("outbox") for f in found)
+
+        await eventually(reports_flushed, 30, "every service's report out of its outbox")
         assert await leftovers(client, p.namespace, who.needles()) == []
         intake = reports["intake"].data
         assert intake["customer_id"] == who.customer_id

@@ -52,6 +52,15 @@ async def http_get(url: str) -> tuple[int, dict[str, Any]]:
     return await asyncio.to_thread(_get, url)
 
 
+def _get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+async def metrics_text(url: str) -> str:
+    return await asyncio.to_thread(_get_text, f"{url}/metrics")
+
+
 async def test_the_sample_flows_through_sasl_ssl_and_an_authenticated_store(
     secure: Infra, samples: Path
 ) -> None:
@@ -125,7 +134,9 @@ async def test_a_wrong_kafka_password_gives_not_ready_and_names_the_cause(
         assert (await http_get(f"{url}/healthz"))[0] == 200  # alive: no crash, no restart loop
         lines = [JsonFormatter().format(r) for r in caplog.records if r.levelno >= logging.ERROR]
         assert any("cannot start" in line and "authentication failed" in line for line in lines)
-        for text in (*lines, json.dumps(body)):
+        exposed = await metrics_text(url)
+        assert 'complaints_service_ready{service="intake"} 0.0' in exposed
+        for text in (*lines, json.dumps(body), exposed):
             assert WRONG_PASSWORD not in text and right_password not in text
 
 
@@ -151,5 +162,7 @@ async def test_a_wrong_store_password_gives_not_ready_and_names_the_store(
         assert "Authentication failed" in body["reason"]
         lines = [JsonFormatter().format(r) for r in caplog.records if r.levelno >= logging.ERROR]
         assert any("cannot start" in line and "store" in line for line in lines)
-        for text in (*lines, json.dumps(body)):
+        exposed = await metrics_text(url)
+        assert 'complaints_service_ready{service="triage"} 0.0' in exposed
+        for text in (*lines, json.dumps(body), exposed):
             assert WRONG_PASSWORD not in text and right_password not in text
