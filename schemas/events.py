@@ -223,6 +223,21 @@ class InputRejected(_Data):
     received_at: Timestamp | None = None
 
 
+class CustomerErased(_Data):
+    """What one service erased for an ``erase_customer`` request: counts, never the data."""
+
+    customer_id: str | None
+    erased_at: Timestamp
+    # What was erased or masked, per kind (e.g. cases, messages, customer_profiles).
+    counts: dict[str, int]
+    service: str
+    erasure_id: str  # the erase_customer action's action_id
+    # The cases found for the customer (intake's event lists them for the other services).
+    case_numbers: list[str] = Field(default_factory=list)
+    # Every CRM id the request matched (its customer_id, profiles found by its identities).
+    customer_ids: list[str] = Field(default_factory=list)
+
+
 # Event type names, with the data model each one carries, for the exports.
 EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.case.opened": ("cases.opened", CaseOpened),
@@ -243,5 +258,6 @@ EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.case.reopened": ("cases.followups", CaseReopened),
     "complaint.case.resolved": ("cases.resolved", CaseResolved),
     "complaint.notification.requested": ("notifications.outbound", NotificationRequested),
+    "complaint.customer.erased": ("customers.erasures", CustomerErased),
     "complaint.input.rejected": ("complaints.dlq", InputRejected),
 }

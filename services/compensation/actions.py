@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.inbound import AcceptOffer, ApproveCompensation, CaseAction, RejectCompensation
+from schemas.inbound import (
+    AcceptOffer,
+    ApproveCompensation,
+    CaseAction,
+    RejectCompensation,
+    Resolve,
+)
 from services.compensation.events import (
     acceptance_messages,
     offer_document,
@@ -25,8 +31,9 @@ from services.compensation.lifecycle import capped_options, next_offer_id
 from services.compensation.offers import ZERO, OfferDecision, OfferFacts, Option
 from services.runtime.documents import apply_once
 from services.runtime.errors import InputRejected, RetryLater
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import add_to_outbox
 from services.runtime.records import InboundRecord
+from services.runtime.retention import note_resolved
 
 if TYPE_CHECKING:
     from services.compensation.service import CompensationService
@@ -52,6 +59,9 @@ class ActionHandlers:
             raw = json.loads((record.value or b"").decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return  # the followup service owns rejecting malformed actions
+        if isinstance(raw, dict) and raw.get("type") == "resolve":
+            await self.note_resolved(raw)
+            return
         if not isinstance(raw, dict) or raw.get("type") not in COMPENSATION_ACTIONS:
             return
         try:
@@ -75,7 +85,15 @@ class ActionHandlers:
             case = await self.cases.find_one({"_id": action.case_number}) or case
         # Also after a redelivery: finish what a crash may have interrupted.
         await self.service.settle_pending(case, now)
-        await flush_outbox(self.cases, action.case_number, self.kit.publish)
+        await self.service.flush(action.case_number)
+
+    async def note_resolved(self, raw: Document) -> None:
+        """Retention counts from the resolution (services/runtime/retention.py)."""
+        try:
+            resolve = TypeAdapter(Resolve).validate_python(raw)
+        except ValidationError:
+            return  # the followup service dead-letters malformed actions
+        await note_resolved(self.cases, resolve.case_number, resolve.at)
 
     async def accept(
         self, case: Document, offer: Document, action: AcceptOffer, now: datetime

@@ -31,7 +31,7 @@ from services.compensation.lifecycle import (
 from services.compensation.limits import month_key
 from services.compensation.offers import ZERO
 from services.runtime.leases import LeasedWork
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import add_to_outbox
 
 if TYPE_CHECKING:
     from services.compensation.service import CompensationService
@@ -124,7 +124,7 @@ class ApprovalTimeouts:
         if result.modified_count:
             category = case.get("facts", {}).get("category", "other")
             self.service.outcomes.labels(STEP_OUTCOMES[step.kind], category).inc()
-        await flush_outbox(self.cases, case["_id"], self.kit.publish)
+        await self.service.flush(case["_id"])
         return bool(result.modified_count)
 
     async def expire(self, case: Document, offer: Document, guard: Document, now: datetime) -> bool:
@@ -154,7 +154,7 @@ class ApprovalTimeouts:
             self.service.goodwill.labels(category).inc(float(goodwill_of(fallback)))
         expired = {**offer, "status": "expired", "fallback": fallback, "charged": charged}
         await self.service.settle(case["_id"], expired, now)
-        await flush_outbox(self.cases, case["_id"], self.kit.publish)
+        await self.service.flush(case["_id"])
         return True
 
     async def fallback_within_limits(

@@ -15,7 +15,13 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_TRIAGED, CUSTOMER_PROFILES
+from schemas.topics import (
+    CASE_ACTIONS,
+    CASES_FOLLOWUPS,
+    CASES_TRIAGED,
+    CUSTOMER_ERASURES,
+    CUSTOMER_PROFILES,
+)
 from services.compensation.actions import ActionHandlers
 from services.compensation.approvals import ApprovalTimeouts
 from services.compensation.events import approval_message, offer_document, proposed_messages
@@ -29,14 +35,17 @@ from services.compensation.lifecycle import (
 )
 from services.compensation.limits import Limits, month_key
 from services.compensation.offers import OfferDecision, OfferFacts, propose
+from services.compensation.privacy import CompensationPrivacy
 from services.compensation.settings import CompensationSettings
 from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
+from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened
 
 URGENCY_ORDER = ("normal", "high", "urgent")
 BUDGET_REFRESH_SECONDS = 5.0
@@ -75,6 +84,10 @@ class CompensationService:
         self.actions = ActionHandlers(self)
         self.expiry = OfferExpiry(self)
         self.approvals = ApprovalTimeouts(self)
+        self.privacy = CompensationPrivacy(kit.db, kit.registry)
+        self.retention = RetentionLoop(
+            kit, self.cases, self.privacy.mask_case, settings.retention_poll_seconds
+        )
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
@@ -84,6 +97,9 @@ class CompensationService:
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
         self.kit.subscribe(CASE_ACTIONS, self.actions.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
         self.kit.background(self.expiry.run)
         self.kit.background(self.expiry.run_repair)
         self.kit.background(self.approvals.run)
@@ -98,6 +114,15 @@ class CompensationService:
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
+
+    async def on_erasure(self, record: InboundRecord) -> None:
+        erasure = erasure_found_by_intake(parse_cloudevent(record))
+        if erasure is not None:
+            await self.privacy.erase(erasure, self.kit.clock(), self.kit.publish)
+
+    async def flush(self, case_number: str) -> None:
+        # A case erased before (a late event, a redelivery) is masked again after the write.
+        await flush_outbox(self.cases, case_number, self.kit.publish, masked=self.privacy.mask_case)
 
     # --- limits ----------------------------------------------------------------------
 
@@ -232,7 +257,7 @@ class CompensationService:
             # The first triage brings the offer; later ones (new messages, a reopening)
             # only refresh the facts. A reopening brings its own offer (on_reopened).
             await apply_once(self.cases, case_number, event["id"], {"$set": {"facts": data}})
-            await flush_outbox(self.cases, case_number, self.kit.publish)
+            await self.flush(case_number)
             return
         await self.make_offer(case_number, data, event["id"], offers={})
 
@@ -241,12 +266,13 @@ class CompensationService:
         if event["type"] != "complaint.case.reopened":
             return
         case_number = event["data"]["case_number"]
+        await note_reopened(self.cases, case_number, datetime.fromisoformat(str(event["time"])))
         case = await self.cases.find_one({"_id": case_number})
         if case is None or "facts" not in case:
             raise RetryLater(f"no compensation record for {case_number} yet")
         offers = case.get("offers", {})
         if event["id"] in case.get("applied", []):
-            await flush_outbox(self.cases, case_number, self.kit.publish)
+            await self.flush(case_number)
             return
         if live_offer(offers) is not None:
             # The customer still has an open offer: it stands; no second one.
@@ -325,7 +351,7 @@ class CompensationService:
                 self.expiry.notify()
             if decision.needs_approval:
                 self.approvals.notify()
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
 
 def build(kit: ServiceKit, settings: CompensationSettings) -> CompensationService:

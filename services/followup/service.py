@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from typing import Any
@@ -12,12 +11,21 @@ from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from schemas.inbound import AcceptOffer, CaseAction, FirstResponse, Reply, Resolve, SurveyResponse
+from schemas.inbound import (
+    AcceptOffer,
+    CaseAction,
+    EraseCustomer,
+    FirstResponse,
+    Reply,
+    Resolve,
+    SurveyResponse,
+)
 from schemas.topics import (
     CASE_ACTIONS,
     CASES_COMPENSATION,
     CASES_OPENED,
     CASES_TRIAGED,
+    CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
 )
 from services.followup.events import (
@@ -26,6 +34,7 @@ from services.followup.events import (
     resolved_messages,
     revised_resolved_message,
 )
+from services.followup.privacy import FollowupPrivacy
 from services.followup.schedule import followup_due
 from services.followup.scheduler import FollowupScheduler
 from services.followup.settings import FollowupSettings
@@ -34,16 +43,18 @@ from services.policy.calendar import country_holidays
 from services.runtime.batches import by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
+from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import InputRejected, RetryLater
 from services.runtime.kit import ServiceKit
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import MASKED, add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 
 log = logging.getLogger(__name__)
 _ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
 KNOWN_ACTIONS = {
     "accept_offer", "approve_compensation", "reject_compensation", "resolve",
-    "survey_response", "customer_reply", "first_response", "reply",
+    "survey_response", "customer_reply", "first_response", "reply", "erase_customer",
 }  # fmt: skip
 
 
@@ -55,6 +66,10 @@ class FollowupService:
         self.followups = kit.db["followups"]
         self.customers = kit.db["customers"]
         self.scheduler = FollowupScheduler(kit, settings, self.followups)
+        self.privacy = FollowupPrivacy(kit.db, kit.registry, kit.publish)
+        self.retention = RetentionLoop(
+            kit, self.cases, self.privacy.mask_case, settings.retention_poll_seconds
+        )
         self.resolved = Counter(
             "complaints_resolved_total",
             "Resolved cases by SLA outcome",
@@ -86,7 +101,10 @@ class FollowupService:
         self.kit.subscribe(CASES_COMPENSATION, self.on_compensation)
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
         self.kit.background(self.scheduler.run)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
@@ -95,15 +113,30 @@ class FollowupService:
         if profile.get("followup_opt_out"):
             await self.scheduler.cancel({"customer_id": customer_id}, "customer opted out")
 
+    async def on_erasure(self, record: InboundRecord) -> None:
+        erasure = erasure_found_by_intake(parse_cloudevent(record))
+        if erasure is not None:
+            await self.privacy.erase(erasure, self.kit.clock(), self.kit.publish)
+
+    async def flush(self, case_number: str) -> None:
+        # A case erased before (a late event, a redelivery) is masked again after the write.
+        await flush_outbox(self.cases, case_number, self.kit.publish, masked=self.privacy.mask_case)
+
     # --- the facts a resolved-case event needs ---------------------------------------
 
     async def on_opened(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
         if event["type"] == "complaint.case.opened":
             data = event["data"]
-            await self.cases.update_one(
-                {"_id": data["case_number"]}, {"$set": {"opened": data}}, upsert=True
-            )
+            case_number = data["case_number"]
+            try:
+                # Not on a case erased before it arrived: that is a duplicate key here.
+                await self.cases.update_one(
+                    {"_id": case_number, MASKED: None}, {"$set": {"opened": data}}, upsert=True
+                )
+            except DuplicateKeyError:
+                await self.cases.update_one({"_id": case_number}, {"$set": {"opened": data}})
+                await self.privacy.remask(case_number)
 
     async def on_triaged(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
@@ -113,12 +146,20 @@ class FollowupService:
             # Only a newer decision replaces the one we hold (redeliveries can be late): the
             # filter matches a case without one or with an older one, and creates a missing
             # case; a case holding this revision or a newer one is a duplicate key.
-            with contextlib.suppress(DuplicateKeyError):
+            newer = {"triage_revision": {"$not": {"$gte": revision}}}
+            update = {"$set": {"triage": data, "triage_revision": revision}}
+            try:
                 await self.cases.update_one(
-                    {"_id": data["case_number"], "triage_revision": {"$not": {"$gte": revision}}},
-                    {"$set": {"triage": data, "triage_revision": revision}},
-                    upsert=True,
+                    {"_id": data["case_number"], **newer, MASKED: None}, update, upsert=True
                 )
+            except DuplicateKeyError:
+                # A newer revision is held (nothing to do), or the case was erased: then
+                # the decision is kept, masked.
+                result = await self.cases.update_one(
+                    {"_id": data["case_number"], **newer, MASKED: {"$ne": None}}, update
+                )
+                if result.modified_count:
+                    await self.privacy.remask(data["case_number"])
 
     async def on_compensation(self, record: InboundRecord) -> None:
         """An offer's outcome: the case's compensation, and a new revision of its resolved
@@ -131,7 +172,7 @@ class FollowupService:
         case_number = data["case_number"]
         case = await self.cases.find_one({"_id": case_number})
         if case is not None and event["id"] in case.get("applied", []):
-            await flush_outbox(self.cases, case_number, self.kit.publish)
+            await self.flush(case_number)
             return
         given = given_by(event["type"], data)
         update: dict[str, Any] = {"$addToSet": {"ended_offers": data["offer_id"]}}
@@ -156,7 +197,7 @@ class FollowupService:
         if applied and revision is not None:
             log.info("resolved record revised to %d by %s", revision, event["type"],
                      extra={"case_number": case_number, "event_id": event["id"]})  # fmt: skip
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
     # --- actions ---------------------------------------------------------------------
 
@@ -174,6 +215,8 @@ class FollowupService:
             action = _ACTION.validate_python(raw)
         except ValidationError as exc:
             raise InputRejected("schema_violation", str(exc)) from exc
+        if isinstance(action, EraseCustomer):
+            return  # intake finds the customer's cases; this service acts on its report
         if isinstance(action, Resolve):
             await self.resolve(action, record)
         elif isinstance(action, SurveyResponse):
@@ -208,7 +251,7 @@ class FollowupService:
             # The CRM needs the whole story; those facts come on other topics and may lag.
             raise RetryLater(f"case {case_number}: opened/triaged facts not here yet")
         if action.action_id in case.get("applied", []):
-            await flush_outbox(self.cases, case_number, self.kit.publish)  # a redelivery
+            await self.flush(case_number)  # a redelivery
             return
         if case.get("status") == "resolved":
             # One resolution, one record: pressing "resolve" again changes nothing.
@@ -283,9 +326,10 @@ class FollowupService:
             expect={"status": case.get("status"),
                     "compensation_version": case.get("compensation_version")},
         )  # fmt: skip
+        await note_resolved(self.cases, case_number, action.at)  # retention counts from now
         if applied:
             self.resolved.labels(str(resolved["sla_met"]).lower()).inc()
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
     async def ignore(self, action: CaseAction, reason: str) -> None:
         """Record that ``action`` changed nothing (once: a redelivery is not counted again)."""
@@ -330,6 +374,8 @@ class FollowupService:
             action.action_id,
             {"$set": update, **({"$inc": {"reopen_count": 1}} if reopen else {})},
         )
+        if reopen:
+            await note_reopened(self.cases, action.case_number, self.kit.clock())
         if applied:
             opened, triage = (case or {}).get("opened") or {}, (case or {}).get("triage") or {}
             self.answers.labels(
@@ -340,7 +386,7 @@ class FollowupService:
             ).inc()
             if reopen:
                 self.reopened.inc()
-        await flush_outbox(self.cases, action.case_number, self.kit.publish)
+        await self.flush(action.case_number)
 
 
 def build(kit: ServiceKit, settings: FollowupSettings) -> FollowupService:

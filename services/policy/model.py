@@ -231,6 +231,17 @@ class RepliesPolicy(_Strict):
     first_reply: FirstReplyRules
 
 
+class PrivacyPolicy(_Strict):
+    # A resolved case keeps its personal data this long, then it is masked as an erasure
+    # would mask it (a reopened case starts counting again at its next resolution).
+    retention_days: int = Field(gt=0)
+    # Dead-lettered records carry the original bytes: the DLQ topic keeps them this long.
+    dlq_retention_days: int = Field(gt=0)
+    # The other topics that carry personal data (inbound, cases, notifications) keep their
+    # records this long; what the services need from them is in their stores by then.
+    topic_retention_days: int = Field(gt=0)
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1)
     business_time_zone: str
@@ -239,6 +250,7 @@ class Policy(_Strict):
     compensation: CompensationPolicy
     followup: FollowupPolicy
     replies: RepliesPolicy
+    privacy: PrivacyPolicy
 
     @field_validator("business_time_zone")
     @classmethod

@@ -11,15 +11,23 @@ from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.inbound import Reply
-from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
+from schemas.topics import (
+    CASE_ACTIONS,
+    CASES_FOLLOWUPS,
+    CASES_OPENED,
+    CUSTOMER_ERASURES,
+    CUSTOMER_PROFILES,
+)
 from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
+from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.per_turn import PerTurn
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 from services.triage.deadlines import DeadlineWatcher
 from services.triage.events import (
     decision_document,
@@ -28,6 +36,7 @@ from services.triage.events import (
     flagged_message,
     triaged_message,
 )
+from services.triage.privacy import TriagePrivacy
 from services.triage.replies import check_reply
 from services.triage.rules import decide, retriage
 from services.triage.settings import TriageSettings
@@ -71,6 +80,10 @@ class TriageService:
         self.watcher = DeadlineWatcher(
             kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
         )
+        self.privacy = TriagePrivacy(kit.db, kit.registry)
+        self.retention = RetentionLoop(
+            kit, self.cases, self.privacy.mask_case, settings.retention_poll_seconds
+        )
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
@@ -80,9 +93,21 @@ class TriageService:
         self.kit.subscribe(CASES_OPENED, self.on_case_event, links=by_case_and_customer)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
+        self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
 
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("customer_id", 1), ("received_at", 1)])
+
+    async def on_erasure(self, record: InboundRecord) -> None:
+        erasure = erasure_found_by_intake(parse_cloudevent(record))
+        if erasure is not None:
+            await self.privacy.erase(erasure, self.kit.clock(), self.kit.publish)
+
+    async def flush(self, case_number: str) -> None:
+        # A case erased before (a late event, a redelivery) is masked again after the write.
+        await flush_outbox(self.cases, case_number, self.kit.publish, masked=self.privacy.mask_case)
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
@@ -98,6 +123,8 @@ class TriageService:
         event = parse_cloudevent(record)
         if event["type"] == "complaint.case.reopened":
             await self.on_reopened(event)
+            at = datetime.fromisoformat(str(event["time"]))
+            await note_reopened(self.cases, str(event["data"]["case_number"]), at)
 
     async def previous_cases(self, customer_id: str | None, case_number: str, at: datetime) -> int:
         """The customer's other cases received in the repeat window before ``at``."""
@@ -166,7 +193,7 @@ class TriageService:
             waited = (self.kit.clock() - received_at).total_seconds()
             self.receipt_to_triage.labels(data.get("channel", "unknown")).observe(max(0.0, waited))
             self.watcher.notify(next_alarm_at(alarms))
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
     async def redecide(self, case_number: str, cause_id: str, change: dict[str, Any]) -> None:
         """Re-run triage on a stored case with ``change`` applied to its facts."""
@@ -235,7 +262,7 @@ class TriageService:
         if applied and changed:
             self.count(decision.category, decision.urgency, decision.escalated)
             self.watcher.notify(update["next_alarm_at"])
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
     async def on_message(self, event: dict[str, Any]) -> None:
         data = event["data"]
@@ -277,6 +304,8 @@ class TriageService:
         case = await self.cases.find_one({"_id": case_number})
         if case is None or "decision" not in case:
             raise RetryLater(f"case {case_number} not triaged yet")
+        if action.get("type") == "resolve":
+            await note_resolved(self.cases, case_number, at)
         alarms = case.get("alarms") or {}
         messages, problems, first = [], [], False
         if reply is not None and action_id not in case.get("applied", []):
@@ -305,7 +334,7 @@ class TriageService:
             for problem in problems:
                 self.flagged.labels(problem.code).inc()
         if reply is not None:  # only a reply has events to publish
-            await flush_outbox(self.cases, case_number, self.kit.publish)
+            await self.flush(case_number)
 
     def count(self, category: str, urgency: str, escalated: bool) -> None:
         self.decisions.labels(category, urgency).inc()
