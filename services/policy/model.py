@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from services.policy.examples import ExampleSet, ExamplesError, load_examples
+
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
 UrgencyName = Literal["urgent", "high", "normal"]
@@ -38,11 +40,26 @@ class Escalation(_Strict):
     progress_update_every_hours: int = Field(gt=0)
 
 
+class Evidence(_Strict):
+    """Terms that are evidence for a category, all of one weight (1.0 = decisive alone)."""
+
+    weight: float = Field(gt=0, le=5)
+    terms: list[str] = Field(min_length=1)
+
+
 class CategoryRule(_Strict):
     name: str
     urgency: UrgencyName
     label: str
-    terms: list[str] = Field(min_length=1)
+    # Negated mentions ("I wasn't hurt", "not going to sue") are no evidence. Only for
+    # categories where a negation cancels the issue: for the others the negation usually
+    # IS the complaint ("never arrived", "doesn't work", "refund not received").
+    negatable: bool = False
+    evidence: list[Evidence] = Field(min_length=1)
+
+    @property
+    def terms(self) -> list[str]:
+        return [term for group in self.evidence for term in group.terms]
 
 
 class TermList(_Strict):
@@ -50,9 +67,60 @@ class TermList(_Strict):
     terms: list[str]
 
 
+class Vulnerable(_Strict):
+    """People at higher risk: their presence adds `boost` to harm evidence already found."""
+
+    label: str
+    boost: float = Field(ge=0, le=5)
+    terms: list[str] = Field(min_length=1)
+
+
 class Negation(_Strict):
-    window: int = Field(ge=0)
-    terms: list[str]
+    """Negation is scoped to its clause, and to a few words/characters after the cue."""
+
+    terms: list[str] = Field(min_length=1)
+    # Words containing a cue that do not negate (不小心 "carelessly", 不舒服 "unwell").
+    not_negating: list[str] = Field(default_factory=list)
+    # Words that end a clause besides punctuation (but, 但是, 不過, 可是).
+    clause_breaks: list[str] = Field(default_factory=list)
+    # Words that end a negation's scope inside a clause ("did not stop AND caught fire").
+    scope_breaks: list[str] = Field(default_factory=list)
+    # At most this many English words / Chinese characters between the cue and the term.
+    english_window: int = Field(ge=0, le=20)
+    chinese_window: int = Field(ge=0, le=20)
+
+
+class TriageModel(_Strict):
+    """The statistical classifier trained from labeled examples, and how it is combined."""
+
+    # JSON Lines of labeled complaints, relative to the policy file (see README).
+    examples: str = Field(min_length=1)
+    char_ngram_min: int = Field(ge=1, le=6)
+    char_ngram_max: int = Field(ge=1, le=6)
+    word_ngram_max: int = Field(ge=1, le=3)
+    # Inverse regularisation strength of the logistic regression.
+    c: float = Field(gt=0)
+    class_weight: Literal["balanced", "none"] = "balanced"
+    min_examples_per_category: int = Field(ge=1)
+    # A category's score: model_weight * probability + rule_weight * min(rule evidence, 1).
+    model_weight: float = Field(ge=0)
+    rule_weight: float = Field(ge=0)
+    # Terms weighing less than 1 add up to at most this: weak hints alone never decide.
+    weak_evidence_cap: float = Field(gt=0, le=1)
+    # Score at which a category counts as present (for primary/secondary and urgency),
+    # and the higher bar for urgent categories (safety, legal) without decisive rules.
+    presence: float = Field(gt=0)
+    urgent_presence: float = Field(gt=0)
+    # Model probability at which safety or legal counts as present without rule evidence.
+    model_urgent_at: float = Field(gt=0, le=1)
+    # How many features explain the model's part of a decision in `reasons`.
+    explain_features: int = Field(ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _ngrams(self) -> TriageModel:
+        if self.char_ngram_min > self.char_ngram_max:
+            raise ValueError("char_ngram_min must be <= char_ngram_max")
+        return self
 
 
 DeadlineClock = Literal["calendar", "business_hours"]
@@ -83,9 +151,17 @@ class TriagePolicy(_Strict):
     channel_first_response_minutes: dict[Literal["email", "social", "app"], float]
     escalation: Escalation
     categories: list[CategoryRule] = Field(min_length=1)
+    vulnerable: Vulnerable
     severity: TermList
+    repeat: TermList
     negation: Negation
     category_hints: dict[str, str]
+    model: TriageModel
+
+    @property
+    def category_names(self) -> list[str]:
+        """Every category, in priority order, the default last."""
+        return [rule.name for rule in self.categories] + [self.default_category]
 
     @model_validator(mode="after")
     def _complete(self) -> TriagePolicy:
@@ -95,6 +171,9 @@ class TriagePolicy(_Strict):
         missing = {"email", "social", "app"} - set(self.channel_first_response_minutes)
         if missing:
             raise ValueError(f"triage.channel_first_response_minutes lacks {sorted(missing)}")
+        names = [rule.name for rule in self.categories]
+        if len(set(names)) != len(names) or self.default_category in names:
+            raise ValueError("triage.categories names must be unique and not the default")
         known = {rule.name for rule in self.categories} | {self.default_category}
         unknown = set(self.category_hints.values()) - known
         if unknown:
@@ -173,6 +252,13 @@ class Policy(_Strict):
     compensation: CompensationPolicy
     followup: FollowupPolicy
     replies: RepliesPolicy
+    # Filled by load_policy from triage.model.examples, never from the TOML itself.
+    triage_examples: ExampleSet | None = Field(default=None, exclude=True)
+
+    @property
+    def source_files(self) -> tuple[Path, ...]:
+        """Files besides the policy file whose change is a policy change (hot reload)."""
+        return (self.triage_examples.path,) if self.triage_examples else ()
 
     @field_validator("business_time_zone")
     @classmethod
@@ -195,10 +281,22 @@ def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
         raise PolicyError(f"cannot read policy file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from exc
+    if "triage_examples" in raw:
+        raise PolicyError(f"policy file {path} is invalid: triage_examples is not a setting")
     try:
-        return Policy.model_validate(raw)
+        policy = Policy.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise PolicyError(f"policy file {path} is invalid: {problems}") from exc
+    model = policy.triage.model
+    try:
+        examples = load_examples(
+            path.parent / model.examples,
+            policy.triage.category_names,
+            model.min_examples_per_category,
+        )
+    except ExamplesError as exc:
+        raise PolicyError(f"policy file {path}: triage.model.examples refused: {exc}") from exc
+    return policy.model_copy(update={"triage_examples": examples})

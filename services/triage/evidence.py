@@ -1,0 +1,104 @@
+"""Weighted rule evidence for every category, from the policy's lexicon. Pure.
+
+Every category collects the weights of the distinct terms it finds (negated mentions do
+not count for negatable categories: safety, legal, severity). A vulnerable person
+(a child, an elderly parent, a pregnancy) adds the policy's boost to harm evidence that is
+already there: "my toddler nearly swallowed it" is more than "nearly swallowed it".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from services.policy import Policy
+from services.policy.model import CategoryRule
+from services.triage.lexicon import Hit, NegationScope, PreparedText, TermSet
+
+HARM = "product_safety"
+
+
+@dataclass(frozen=True)
+class CategoryEvidence:
+    name: str
+    score: float
+    terms: list[str]  # affirmed, in the order they appear
+    negated: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleEvidence:
+    categories: dict[str, CategoryEvidence]
+    severe: list[str]
+    repeat: list[str]
+    vulnerable: list[str]
+
+    def score(self, name: str) -> float:
+        found = self.categories.get(name)
+        return found.score if found else 0.0
+
+
+class CompiledLexicon:
+    """A policy's term lists, compiled once per policy object."""
+
+    def __init__(self, policy: Policy) -> None:
+        rules = policy.triage
+        self.scope = NegationScope(rules.negation)
+        self.categories: list[tuple[CategoryRule, TermSet]] = [
+            (rule, TermSet((t, g.weight) for g in rule.evidence for t in g.terms))
+            for rule in rules.categories
+        ]
+        self.vulnerable = TermSet((t, 1.0) for t in rules.vulnerable.terms)
+        self.vulnerable_boost = rules.vulnerable.boost
+        self.weak_cap = rules.model.weak_evidence_cap
+        self.severity = TermSet((t, 1.0) for t in rules.severity.terms)
+        self.repeat = TermSet((t, 1.0) for t in rules.repeat.terms)
+
+    def _affirmed(self, prepared: PreparedText, terms: TermSet, negatable: bool) -> list[Hit]:
+        hits = terms.hits(prepared)
+        return self.scope.mark(prepared, hits) if negatable else hits
+
+    def evidence(self, text: str) -> RuleEvidence:
+        prepared = self.scope.prepare(text)
+        found: dict[str, CategoryEvidence] = {}
+        vulnerable = _distinct(h for h in self.vulnerable.hits(prepared))
+        for rule, terms in self.categories:
+            hits = self._affirmed(prepared, terms, rule.negatable)
+            weights: dict[str, float] = {}
+            for hit in hits:
+                if not hit.negated:
+                    weights[hit.term] = max(weights.get(hit.term, 0.0), hit.weight)
+            negated = _distinct(h for h in hits if h.negated and h.term not in weights)
+            strong = sum(w for w in weights.values() if w >= 1.0)
+            weak = sum(w for w in weights.values() if w < 1.0)
+            score = strong + min(weak, self.weak_cap)
+            if rule.name == HARM and score > 0 and vulnerable:
+                score += self.vulnerable_boost
+            if score or negated:
+                found[rule.name] = CategoryEvidence(rule.name, score, list(weights), negated)
+        severe = _distinct(h for h in self._affirmed(prepared, self.severity, True) if not h.negated)
+        repeat = _distinct(h for h in self.repeat.hits(prepared))
+        return RuleEvidence(found, severe, repeat, vulnerable)
+
+
+def _distinct(hits: Iterable[Hit]) -> list[str]:
+    return list(dict.fromkeys(hit.term for hit in hits))
+
+
+_lock = threading.Lock()
+_compiled: dict[int, tuple[Policy, CompiledLexicon]] = {}
+
+
+def lexicon_for(policy: Policy) -> CompiledLexicon:
+    """The compiled lexicon of this policy object (a reloaded policy compiles anew)."""
+    key = id(policy)
+    cached = _compiled.get(key)
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    with _lock:
+        compiled = CompiledLexicon(policy)
+        if len(_compiled) >= 8:
+            _compiled.clear()
+        _compiled[key] = (policy, compiled)
+        return compiled
