@@ -62,28 +62,39 @@ class CompiledLexicon:
     def evidence(self, text: str) -> RuleEvidence:
         prepared = self.scope.prepare(text)
         found: dict[str, CategoryEvidence] = {}
-        vulnerable = _distinct(h for h in self.vulnerable.hits(prepared))
+        vulnerable = _distinct(prepared, self.vulnerable.hits(prepared))
         for rule, terms in self.categories:
             hits = self._affirmed(prepared, terms, rule.negatable)
             weights: dict[str, float] = {}
+            surface: dict[str, str] = {}  # policy term -> the customer's words
             for hit in hits:
                 if not hit.negated:
                     weights[hit.term] = max(weights.get(hit.term, 0.0), hit.weight)
-            negated = _distinct(h for h in hits if h.negated and h.term not in weights)
+                    surface.setdefault(hit.term, prepared.source.source(hit.start, hit.end))
+            negated = _distinct(
+                prepared, (h for h in hits if h.negated and h.term not in weights)
+            )
             strong = sum(w for w in weights.values() if w >= 1.0)
             weak = sum(w for w in weights.values() if w < 1.0)
             score = strong + min(weak, self.weak_cap)
             if rule.name == HARM and score > 0 and vulnerable:
                 score += self.vulnerable_boost
             if score or negated:
-                found[rule.name] = CategoryEvidence(rule.name, score, list(weights), negated)
-        severe = _distinct(h for h in self._affirmed(prepared, self.severity, True) if not h.negated)
-        repeat = _distinct(h for h in self.repeat.hits(prepared))
+                terms = list(dict.fromkeys(surface.values()))
+                found[rule.name] = CategoryEvidence(rule.name, score, terms, negated)
+        severe = _distinct(
+            prepared, (h for h in self._affirmed(prepared, self.severity, True) if not h.negated)
+        )
+        repeat = _distinct(prepared, self.repeat.hits(prepared))
         return RuleEvidence(found, severe, repeat, vulnerable)
 
 
-def _distinct(hits: Iterable[Hit]) -> list[str]:
-    return list(dict.fromkeys(hit.term for hit in hits))
+def _distinct(prepared: PreparedText, hits: Iterable[Hit]) -> list[str]:
+    """The customer's words for each distinct term found."""
+    seen: dict[str, str] = {}
+    for hit in hits:
+        seen.setdefault(hit.term, prepared.source.source(hit.start, hit.end))
+    return list(dict.fromkeys(seen.values()))
 
 
 _lock = threading.Lock()

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from services.policy.model import Negation
-from services.triage.text import canonical
+from services.triage.text import Canonical, canonical, canonicalise
 
 _ASCII_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Clause ends: punctuation, a dash between spaces, and a space between two Chinese
@@ -56,6 +56,7 @@ class PreparedText:
     """Canonical text with its ASCII words and clause/negation landmarks, computed once."""
 
     text: str
+    source: Canonical
     word_spans: list[tuple[int, int]]
     word_keys: list[str]
     clause_starts: list[int] = field(default_factory=list)
@@ -138,9 +139,10 @@ class NegationScope:
         self.scope_breaks = TermSet((term, 1.0) for term in negation.scope_breaks)
 
     def prepare(self, text: str) -> PreparedText:
-        form = canonical(text)
+        source = canonicalise(text)
+        form = source.text
         spans = [(m.start(), m.end()) for m in _ASCII_WORD.finditer(form)]
-        prepared = PreparedText(form, spans, [form[s:e] for s, e in spans])
+        prepared = PreparedText(form, source, spans, [form[s:e] for s, e in spans])
         starts = {0} | {m.end() for m in _PUNCTUATION.finditer(form)}
         starts |= {hit.end for hit in self.breaks.hits(prepared)}
         prepared.clause_starts = sorted(starts)

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 
 import opencc
@@ -24,13 +25,8 @@ import simplemma
 _CONVERTER = opencc.OpenCC("tw2sp")
 _WORD = re.compile(r"[a-z][a-z0-9']*")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
-_CONTRACTIONS = (
-    (re.compile(r"\b(can|won|ain|shan)'t\b"), {"can": "can not", "won": "will not",
-                                               "ain": "is not", "shan": "shall not"}),
-)  # fmt: skip
-_NT = re.compile(r"([a-z]+)n't\b")
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
-_SPACES = re.compile(r"[ \t\r\f\v]+")
 
 
 # Words whose lemma would merge them with a common word of another meaning:
@@ -46,20 +42,104 @@ def lemma(word: str) -> str:
     return str(simplemma.lemmatize(word, lang="en")).lower()
 
 
-def _expand_contractions(text: str) -> str:
-    pattern, table = _CONTRACTIONS[0]
-    text = pattern.sub(lambda m: table[m.group(1)], text)
-    return _NT.sub(lambda m: f"{m.group(1)} not", text)
+def _english(word: str) -> str:
+    """A lower-case word's canonical form: contractions expanded, then lemmas."""
+    word = word.strip("'")
+    if word.endswith("n't"):
+        stem = {"can": "can", "won": "will", "ain": "be", "shan": "shall"}.get(word[:-3])
+        return f"{stem or lemma(word[:-3])} not"
+    return lemma(word)
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """Canonical text and, for each of its characters, where it came from in the original."""
+
+    text: str
+    # (start, end) in the original of the word or character each canonical char came from
+    origin: tuple[tuple[int, int], ...]
+    original: str
+
+    def source(self, start: int, end: int) -> str:
+        """The customer's own words behind canonical text[start:end]."""
+        if start >= end or not self.origin:
+            return ""
+        return self.original[self.origin[start][0] : self.origin[end - 1][1]].strip()
+
+
+def canonicalise(text: str) -> Canonical:
+    """Canonical text with a map back to the original (see the module docstring)."""
+    chars: list[str] = []
+    origin: list[tuple[int, int]] = []
+    for index, char in enumerate(text):
+        folded = unicodedata.normalize("NFKC", char).translate(_QUOTES).lower()
+        chars.extend(folded)
+        origin.extend([(index, index + 1)] * len(folded))
+    folded_text = "".join(chars)
+    if _HAN.search(folded_text):
+        converted = _CONVERTER.convert(folded_text)
+        if len(converted) == len(folded_text):
+            folded_text = converted
+        else:  # a phrase changed length (網際網路 → 互联网): convert run by run
+            folded_text, origin = _convert_runs(folded_text, origin)
+    out: list[str] = []
+    out_origin: list[tuple[int, int]] = []
+    position = 0
+    for match in _WORD.finditer(folded_text):
+        start, end = match.span()
+        out.append(folded_text[position:start])
+        out_origin.extend(origin[position:start])
+        form = _english(match.group(0))
+        out.append(form)
+        out_origin.extend([(origin[start][0], origin[end - 1][1])] * len(form))
+        position = end
+    out.append(folded_text[position:])
+    out_origin.extend(origin[position:])
+    return _squeeze("".join(out), out_origin, text)
+
+
+def _convert_runs(
+    folded: str, origin: list[tuple[int, int]]
+) -> tuple[str, list[tuple[int, int]]]:
+    out: list[str] = []
+    out_origin: list[tuple[int, int]] = []
+    position = 0
+    for match in _HAN_RUN.finditer(folded):
+        start, end = match.span()
+        out.append(folded[position:start])
+        out_origin.extend(origin[position:start])
+        converted = _CONVERTER.convert(match.group(0))
+        out.append(converted)
+        if len(converted) == end - start:
+            out_origin.extend(origin[start:end])
+        else:
+            out_origin.extend([(origin[start][0], origin[end - 1][1])] * len(converted))
+        position = end
+    out.append(folded[position:])
+    out_origin.extend(origin[position:])
+    return "".join(out), out_origin
+
+
+def _squeeze(text: str, origin: list[tuple[int, int]], original: str) -> Canonical:
+    """Runs of spaces become one space; leading and trailing spaces go."""
+    chars: list[str] = []
+    kept: list[tuple[int, int]] = []
+    for char, source in zip(text, origin, strict=True):
+        if char in " \t\r\f\v":
+            if not chars or chars[-1] == " ":
+                continue
+            char = " "
+        chars.append(char)
+        kept.append(source)
+    while chars and chars[-1] == " ":
+        chars.pop()
+        kept.pop()
+    return Canonical("".join(chars), tuple(kept), original)
 
 
 def canonical(text: str) -> str:
     """The form every rule and the model read (see the module docstring)."""
-    folded = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
-    if _HAN.search(folded):
-        folded = _CONVERTER.convert(folded)
-    folded = _expand_contractions(folded)
-    folded = _WORD.sub(lambda m: lemma(m.group(0).strip("'")), folded)
-    return _SPACES.sub(" ", folded).strip()
+    return canonicalise(text).text
 
 
 # --- Chinese word segmentation (jieba), loaded once per process on first use ----------
