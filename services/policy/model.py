@@ -102,17 +102,15 @@ class TriageModel(_Strict):
     c: float = Field(gt=0)
     class_weight: Literal["balanced", "none"] = "balanced"
     min_examples_per_category: int = Field(ge=1)
-    # A category's score: model_weight * probability + rule_weight * min(rule evidence, 1).
-    model_weight: float = Field(ge=0)
-    rule_weight: float = Field(ge=0)
+    # Rule evidence enters the model as features, multiplied by this (text features are
+    # TF-IDF weights of a unit-length vector, so about 1 puts rules on a par with words).
+    rule_feature_scale: float = Field(gt=0)
     # Terms weighing less than 1 add up to at most this: weak hints alone never decide.
     weak_evidence_cap: float = Field(gt=0, le=1)
-    # Score at which a category counts as present (for primary/secondary and urgency),
-    # and the higher bar for urgent categories (safety, legal) without decisive rules.
-    presence: float = Field(gt=0)
-    urgent_presence: float = Field(gt=0)
-    # Model probability at which safety or legal counts as present without rule evidence.
-    model_urgent_at: float = Field(gt=0, le=1)
+    # Probability at which a category counts as present (primary/secondary, urgency), and
+    # the bar for safety or legal when the rules found no decisive evidence for them.
+    presence: float = Field(gt=0, le=1)
+    urgent_presence: float = Field(gt=0, le=1)
     # How many features explain the model's part of a decision in `reasons`.
     explain_features: int = Field(ge=0, le=10)
 

@@ -1,16 +1,16 @@
 """Category and urgency from two signals: weighted lexicon rules and the trained model. Pure.
 
-Each category's score is ``model_weight × probability + rule_weight × min(evidence, 1)``; a
-category is present when its score reaches ``presence``. The primary category is the first
-present among the categories more urgent than normal, in policy order (product_safety,
-legal, billing, refund: a double charge on a late parcel is billing), otherwise the
-highest-scoring of the rest; the secondary is the next present one.
+The model reads the words and the rules' evidence and gives each category a probability;
+a category is present from ``presence``. The primary category is the first present among
+the categories more urgent than normal, in policy order (product_safety, legal, billing,
+refund: a double charge on a late parcel is billing), otherwise the most probable of the
+rest; the secondary is the next present one.
 
 Rules overrule the model for urgent categories (safety, legal): decisive rule evidence
-(≥ 1) makes them present whatever the model says, so the model never down-grades them.
-The model alone may make them present too, from ``model_urgent_at`` probability, unless
-the only mentions of that category are negated ("I'm not going to sue"): the model may
-raise urgency, but it does not overrule a negation the rules understood.
+(a term of weight 1) makes them present whatever the model says, so the model never down-grades them.
+The model alone may make them present too, from ``urgent_presence``, unless the only
+mentions of that category are negated ("I'm not going to sue"): the model may raise
+urgency, but it does not overrule a negation the rules understood.
 
 Urgency is the most urgent of the present categories' urgencies, raised to high by severe
 dissatisfaction or a repeated complaint.
@@ -63,32 +63,39 @@ def categorise(text: str, policy: Policy, model: TriageClassifier | None = None)
     settings = rules.model
     evidence = lexicon_for(policy).evidence(text)
     model = model or classifier_for(policy)
-    prediction = model.predict(text, settings.explain_features)
+    prediction = model.predict(evidence, settings.explain_features)
     probability = prediction.probabilities
     names = rules.category_names
-    scores = {
-        name: round(
-            settings.model_weight * probability.get(name, 0.0)
-            + settings.rule_weight * min(evidence.score(name), 1.0),
-            4,
-        )
-        for name in names
-    }
+    scores = {name: round(probability.get(name, 0.0), 4) for name in names}
     urgency_of = {rule.name: rule.urgency for rule in rules.categories}
     urgency_of[rules.default_category] = "normal"
+
+    # The model's probability of an urgency level is the sum over its categories (every
+    # labeled urgent complaint is safety or legal first): when "urgent" as a whole reaches
+    # its bar, the more probable of its categories is present.
+    by_level: dict[str, list[str]] = {}
+    for name in names:
+        by_level.setdefault(urgency_of[name], []).append(name)
+
+    def level_leader(name: str, bar: float) -> bool:
+        group = by_level[urgency_of[name]]
+        total = sum(scores[other] for other in group)
+        return total >= bar and max(group, key=scores.__getitem__) == name
 
     def present(name: str) -> bool:
         if name == rules.default_category:
             return False
         if urgency_of[name] == "urgent":
             found = evidence.categories.get(name)
-            if evidence.score(name) >= 1.0:
+            if evidence.decisive(name):
                 return True  # rules overrule the model for safety and legal
             if found is not None and found.negated and not found.terms:
                 return False  # only negated mentions: the model does not overrule them
-            if probability.get(name, 0.0) >= settings.model_urgent_at:
-                return True
-            return scores[name] >= settings.urgent_presence
+            return scores[name] >= settings.urgent_presence or level_leader(
+                name, settings.urgent_presence
+            )
+        if urgency_of[name] == "high":
+            return scores[name] >= settings.presence or level_leader(name, settings.presence)
         return scores[name] >= settings.presence
 
     present_names = [name for name in names if present(name)]

@@ -1,11 +1,15 @@
 """The statistical second signal: a linear classifier trained from the policy's examples.
 
 Features are character n-grams and words (jieba for Chinese, lemmas for English) of the
-canonical text, weighted by TF-IDF; the model is scikit-learn's logistic regression with a
-fixed solver, so the same examples and settings always give the same model. It trains in
-about a second, when triage first needs the policy, and is cached by content: the model
-version is a hash of the examples file, the settings and the feature code, so a reload that
-changed neither reuses the trained model.
+canonical text, weighted by TF-IDF, plus the rules' evidence for each category (its weighted
+score, whether it is decisive, whether the only mentions were negated). The model learns
+from the examples how far to trust each kind of rule evidence next to the words: a weak
+"box" says little about delivery, a decisive "charged twice" a lot about billing. It is
+scikit-learn's logistic regression with a deterministic solver, so the same examples,
+lexicon and settings always give the same model. It trains in a second or two, when triage
+first needs the policy, and is cached by content: the model version is a hash of the
+examples file, the triage rules, the settings and the feature code, so a reload that changed
+none of them reuses the trained model.
 
 Inference does not go through scikit-learn: the fitted vocabulary, IDF weights and
 coefficients are copied into plain arrays and applied directly, which costs tens of
@@ -30,11 +34,12 @@ from threadpoolctl import threadpool_limits
 
 from services.policy import Policy
 from services.policy.examples import LabeledExample
-from services.policy.model import TriageModel
-from services.triage.text import canonical, words
+from services.policy.model import TriageModel, TriagePolicy
+from services.triage.evidence import RuleEvidence, lexicon_for
+from services.triage.text import words
 
 # Bump when features() changes: the model version must change with it.
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"
 _SKIP = frozenset(" ,.;:!?。、\n-—()[]\"'")
 
 
@@ -88,13 +93,15 @@ class TriageClassifier:
         self.version = version
         self.settings = settings
         self.classes = classes
-        self.vocabulary = vocabulary
+        self.vocabulary = vocabulary  # text features; rule features follow them
         self.idf = idf
         self.coef = coef
         self.intercept = intercept
+        self.rule_names = rule_feature_names(classes)
 
-    def predict(self, text: str, explain: int = 3) -> Prediction:
-        counts = Counter(features(canonical(text), self.settings))
+    def predict(self, evidence: RuleEvidence, explain: int = 3) -> Prediction:
+        """Category probabilities for text whose rule evidence is ``evidence``."""
+        counts = Counter(features(evidence.canonical, self.settings))
         index: list[int] = []
         values: list[float] = []
         for feature, count in counts.items():
@@ -102,16 +109,14 @@ class TriageClassifier:
             if column is not None:
                 index.append(column)
                 values.append((1.0 + math.log(count)) * float(self.idf[column]))
+        weights = np.array(values)
         if index:
-            columns = np.array(index)
-            weights = np.array(values)
             weights /= np.linalg.norm(weights)
-            contributions = self.coef[:, columns] * weights
-            scores = contributions.sum(axis=1) + self.intercept
-        else:
-            columns = np.array([], dtype=int)
-            contributions = np.zeros((len(self.classes), 0))
-            scores = self.intercept.copy()
+        rules = rule_features(evidence, self.classes, self.settings.rule_feature_scale)
+        offset = len(self.vocabulary)
+        columns = np.array(index + [offset + i for i in range(len(rules))], dtype=int)
+        contributions = self.coef[:, columns] * np.concatenate([weights, np.array(rules)])
+        scores = contributions.sum(axis=1) + self.intercept
         exp = np.exp(scores - scores.max())
         probabilities = exp / exp.sum()
         names = list(self.vocabulary_names(columns))
@@ -139,13 +144,39 @@ class TriageClassifier:
             names = [""] * len(self.vocabulary)
             for feature, column in self.vocabulary.items():
                 names[column] = feature
-            self._names = names
+            self._names = names + self.rule_names
         return [self._names[int(column)] for column in columns]
 
 
+def rule_feature_names(classes: list[str]) -> list[str]:
+    return (
+        [f"r:rules {name}" for name in classes]
+        + [f"r:rules decisive {name}" for name in classes]
+        + [f"r:negated {name}" for name in classes]
+        + ["r:severe dissatisfaction", "r:repeated complaint", "r:vulnerable person"]
+    )
+
+
+def rule_features(evidence: RuleEvidence, classes: list[str], scale: float) -> list[float]:
+    """The rules' evidence as model features, in rule_feature_names order."""
+    found = [evidence.categories.get(name) for name in classes]
+    return [
+        scale * value
+        for value in (
+            [min(e.score, 1.0) if e else 0.0 for e in found]
+            + [1.0 if e and e.decisive else 0.0 for e in found]
+            + [1.0 if e and e.negated and not e.terms else 0.0 for e in found]
+            + [float(bool(evidence.severe)), float(bool(evidence.repeat)),
+               float(bool(evidence.vulnerable))]  # fmt: skip
+        )
+    ]
+
+
 def _readable(feature: str) -> bool:
-    """Words, and Chinese character n-grams of two or more: what an agent can read."""
+    """Words, Chinese character n-grams of two or more, rule evidence: what an agent reads."""
     kind, body = feature[:2], feature[2:]
+    if kind == "r:":
+        return True
     if kind == "w:":
         return len(body) >= 2 and body not in _STOPWORDS
     return len(body) >= 2 and not body.isascii()
@@ -157,25 +188,41 @@ _STOPWORDS = frozenset(
 )
 
 
-def model_version(digest: str, settings: TriageModel) -> str:
+def model_version(digest: str, rules: TriagePolicy) -> str:
+    """Hash of what the model is made from: examples, lexicon, settings, feature code."""
     key = json.dumps(
-        [digest, settings.model_dump(mode="json"), FEATURES_VERSION, sklearn.__version__],
+        [
+            digest,
+            rules.model_dump(mode="json", include={"categories", "vulnerable", "severity",
+                                                   "repeat", "negation", "model"}),
+            FEATURES_VERSION,
+            sklearn.__version__,
+        ],
         sort_keys=True,
-    )
+    )  # fmt: skip
     return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def train(
-    rows: Sequence[LabeledExample], settings: TriageModel, classes: list[str], version: str
+    rows: Sequence[LabeledExample], policy: Policy, version: str
 ) -> TriageClassifier:
-    """Fit the model on labeled rows (deterministic: same rows and settings, same model)."""
+    """Fit the model on labeled rows (deterministic: same rows and policy, same model)."""
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
+    settings = policy.triage.model
+    classes = policy.triage.category_names
+    lexicon = lexicon_for(policy)
+    evidence = [lexicon.evidence(example_text(r.subject, r.text)) for r in rows]
     vectorizer = TfidfVectorizer(
         analyzer=lambda form: features(form, settings), sublinear_tf=True, dtype=np.float64
     )
-    matrix = vectorizer.fit_transform([canonical(example_text(r.subject, r.text)) for r in rows])
+    text_matrix = vectorizer.fit_transform([found.canonical for found in evidence])
+    rule_matrix = csr_matrix(
+        np.array([rule_features(found, classes, settings.rule_feature_scale) for found in evidence])
+    )
+    matrix = hstack([text_matrix, rule_matrix]).tocsr()
     labels = [row.category for row in rows]
     model = LogisticRegression(
         C=settings.c,
@@ -211,15 +258,14 @@ def classifier_for(policy: Policy) -> TriageClassifier:
     examples = policy.triage_examples
     if examples is None:
         raise ValueError("the policy has no triage examples (load it with load_policy)")
-    settings = policy.triage.model
-    version = model_version(examples.digest, settings)
+    version = model_version(examples.digest, policy.triage)
     found = _trained.get(version)
     if found is not None:
         return found
     with _lock:
         found = _trained.get(version)
         if found is None:
-            found = train(examples.rows, settings, policy.triage.category_names, version)
+            found = train(examples.rows, policy, version)
             if len(_trained) >= 4:
                 _trained.clear()
             _trained[version] = found

@@ -141,15 +141,12 @@ def cross_validate(
     if examples is None:
         raise ValueError("the policy has no examples")
     rows = list(examples.rows)
-    names = policy.triage.category_names
     report = Report()
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
     for fold, (train_index, test_index) in enumerate(
         splitter.split(rows, [row.category for row in rows])
     ):
-        model: TriageClassifier = train(
-            [rows[i] for i in train_index], policy.triage.model, names, f"fold{fold}"
-        )
+        model: TriageClassifier = train([rows[i] for i in train_index], policy, f"fold{fold}")
         for i in test_index:
             row = rows[i]
             found = categorise(example_text(row.subject, row.text), policy, model)

@@ -25,10 +25,14 @@ class CategoryEvidence:
     score: float
     terms: list[str]  # affirmed, in the order they appear
     negated: list[str] = field(default_factory=list)
+    # At least one decisive term (weight >= 1): weak hints, however many, and a vulnerable
+    # person on top of them make a strong score but never a decisive one.
+    decisive: bool = False
 
 
 @dataclass(frozen=True)
 class RuleEvidence:
+    canonical: str  # the text the rules read, for the model to read too
     categories: dict[str, CategoryEvidence]
     severe: list[str]
     repeat: list[str]
@@ -37,6 +41,10 @@ class RuleEvidence:
     def score(self, name: str) -> float:
         found = self.categories.get(name)
         return found.score if found else 0.0
+
+    def decisive(self, name: str) -> bool:
+        found = self.categories.get(name)
+        return found.decisive if found else False
 
 
 class CompiledLexicon:
@@ -81,12 +89,12 @@ class CompiledLexicon:
                 score += self.vulnerable_boost
             if score or negated:
                 terms = list(dict.fromkeys(surface.values()))
-                found[rule.name] = CategoryEvidence(rule.name, score, terms, negated)
+                found[rule.name] = CategoryEvidence(rule.name, score, terms, negated, strong >= 1.0)
         severe = _distinct(
             prepared, (h for h in self._affirmed(prepared, self.severity, True) if not h.negated)
         )
         repeat = _distinct(prepared, self.repeat.hits(prepared))
-        return RuleEvidence(found, severe, repeat, vulnerable)
+        return RuleEvidence(prepared.text, found, severe, repeat, vulnerable)
 
 
 def _distinct(prepared: PreparedText, hits: Iterable[Hit]) -> list[str]:
