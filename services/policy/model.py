@@ -101,6 +101,9 @@ class TriageModel(_Strict):
     # Inverse regularisation strength of the logistic regression.
     c: float = Field(gt=0)
     class_weight: Literal["balanced", "none"] = "balanced"
+    # Examples labeled urgent weigh this much more in training: missing a safety or legal
+    # case costs more than a false alarm, so the model should lean towards urgent.
+    urgent_weight: float = Field(default=1.0, ge=1, le=10)
     min_examples_per_category: int = Field(ge=1)
     # Rule evidence enters the model as features, multiplied by this (text features are
     # TF-IDF weights of a unit-length vector, so about 1 puts rules on a par with words).

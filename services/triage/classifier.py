@@ -232,8 +232,9 @@ def train(
     )
     # One BLAS thread: on a busy two-core machine more threads make the fit several times
     # slower, and the result is the same.
+    weights = [settings.urgent_weight if row.urgency == "urgent" else 1.0 for row in rows]
     with threadpool_limits(1):
-        model.fit(matrix, labels)
+        model.fit(matrix, labels, sample_weight=weights)
     fitted = [str(name) for name in model.classes_]
     # Categories without examples (allowed only by a policy that wants them) never win.
     coef = np.full((len(classes), matrix.shape[1]), 0.0)
