@@ -75,6 +75,16 @@ class Vulnerable(_Strict):
     terms: list[str] = Field(min_length=1)
 
 
+class BodyHarm(_Strict):
+    """A body part and a harm word in one clause: harm evidence of `weight`."""
+
+    label: str
+    weight: float = Field(gt=0, le=5)
+    body: list[str] = Field(min_length=1)
+    not_body: list[str] = Field(default_factory=list)
+    harm: list[str] = Field(min_length=1)
+
+
 class Negation(_Strict):
     """Negation is scoped to its clause, and to a few words/characters after the cue."""
 
@@ -152,6 +162,7 @@ class TriagePolicy(_Strict):
     channel_first_response_minutes: dict[Literal["email", "social", "app"], float]
     escalation: Escalation
     categories: list[CategoryRule] = Field(min_length=1)
+    body_harm: BodyHarm
     vulnerable: Vulnerable
     severity: TermList
     repeat: TermList

@@ -193,7 +193,7 @@ def model_version(digest: str, rules: TriagePolicy) -> str:
     key = json.dumps(
         [
             digest,
-            rules.model_dump(mode="json", include={"categories", "vulnerable", "severity",
+            rules.model_dump(mode="json", include={"categories", "body_harm", "vulnerable", "severity",
                                                    "repeat", "negation", "model"}),
             FEATURES_VERSION,
             sklearn.__version__,

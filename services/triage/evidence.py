@@ -8,6 +8,7 @@ already there: "my toddler nearly swallowed it" is more than "nearly swallowed i
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -57,6 +58,11 @@ class CompiledLexicon:
             (rule, TermSet((t, g.weight) for g in rule.evidence for t in g.terms))
             for rule in rules.categories
         ]
+        harm = rules.body_harm
+        self.body = TermSet((t, 1.0) for t in harm.body)
+        self.not_body = TermSet((t, 1.0) for t in harm.not_body)
+        self.harm_words = TermSet((t, 1.0) for t in harm.harm)
+        self.body_harm_weight = harm.weight
         self.vulnerable = TermSet((t, 1.0) for t in rules.vulnerable.terms)
         self.vulnerable_boost = rules.vulnerable.boost
         self.weak_cap = rules.model.weak_evidence_cap
@@ -66,6 +72,31 @@ class CompiledLexicon:
     def _affirmed(self, prepared: PreparedText, terms: TermSet, negatable: bool) -> list[Hit]:
         hits = terms.hits(prepared)
         return self.scope.mark(prepared, hits) if negatable else hits
+
+    def _body_harm(self, prepared: PreparedText) -> list[str]:
+        """"<body part> … <harm word>" for each pair found in one clause, harm not negated."""
+        excluded = [(hit.start, hit.end) for hit in self.not_body.hits(prepared)]
+        bodies = [
+            hit for hit in self.body.hits(prepared)
+            if not any(start <= hit.start < end for start, end in excluded)
+        ]  # fmt: skip
+        if not bodies:
+            return []
+        harms = [hit for hit in self._affirmed(prepared, self.harm_words, True) if not hit.negated]
+        starts = prepared.clause_starts
+        pairs: list[str] = []
+        for body in bodies:
+            clause = bisect.bisect_right(starts, body.start)
+            for harm in harms:
+                if harm.end <= body.start or harm.start >= body.end:
+                    if bisect.bisect_right(starts, harm.start) == clause:
+                        first, second = sorted((body, harm), key=lambda hit: hit.start)
+                        source = prepared.source
+                        pairs.append(
+                            f"{source.source(first.start, first.end)} … "
+                            f"{source.source(second.start, second.end)}"
+                        )
+        return list(dict.fromkeys(pairs))
 
     def evidence(self, text: str) -> RuleEvidence:
         prepared = self.scope.prepare(text)
@@ -82,6 +113,10 @@ class CompiledLexicon:
             negated = _distinct(
                 prepared, (h for h in hits if h.negated and h.term not in weights)
             )
+            if rule.name == HARM:
+                for pair in self._body_harm(prepared):
+                    weights[pair] = self.body_harm_weight
+                    surface[pair] = pair
             strong = sum(w for w in weights.values() if w >= 1.0)
             weak = sum(w for w in weights.values() if w < 1.0)
             score = strong + min(weak, self.weak_cap)
