@@ -124,6 +124,9 @@ class TriageModel(_Strict):
     # the bar for safety or legal when the rules found no decisive evidence for them.
     presence: float = Field(gt=0, le=1)
     urgent_presence: float = Field(gt=0, le=1)
+    # Probability of severe dissatisfaction (from a second model trained on the examples'
+    # high vs normal urgency) at which a normal-urgency complaint becomes high.
+    severe_at: float = Field(gt=0, le=1)
     # How many features explain the model's part of a decision in `reasons`.
     explain_features: int = Field(ge=0, le=10)
 

@@ -135,6 +135,10 @@ def categorise(text: str, policy: Policy, model: TriageClassifier | None = None)
     if urgency == "normal" and evidence.repeat:
         urgency = "high"
         reasons.append(f"mentions {quote(evidence.repeat)}: {rules.repeat.label}")
+    if urgency == "normal" and prediction.severe >= settings.severe_at:
+        urgency = "high"
+        words = ", ".join(repr(f) for f in prediction.severe_explanation) or "no strong words"
+        reasons.append(f"model: {words} → {rules.severity.label} ({prediction.severe:.2f})")
     if primary == "product_safety" and evidence.vulnerable:
         reasons.append(f"mentions {quote(evidence.vulnerable)}: {rules.vulnerable.label}")
 

@@ -26,6 +26,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sklearn
@@ -39,7 +40,7 @@ from services.triage.evidence import RuleEvidence, lexicon_for
 from services.triage.text import words
 
 # Bump when features() changes: the model version must change with it.
-FEATURES_VERSION = "2"
+FEATURES_VERSION = "3"
 _SKIP = frozenset(" ,.;:!?。、\n-—()[]\"'")
 
 
@@ -71,6 +72,10 @@ class Prediction:
     probabilities: dict[str, float]
     # The features that pushed most towards each category, readable.
     explanations: dict[str, list[str]]
+    # Probability that a complaint of a normal-urgency category is severe (high urgency),
+    # and the features that pushed most towards it.
+    severe: float = 0.0
+    severe_explanation: tuple[str, ...] = ()
 
     def best(self) -> tuple[str, float]:
         name = max(self.probabilities, key=self.probabilities.__getitem__)
@@ -89,6 +94,8 @@ class TriageClassifier:
         idf: NDArray[np.float64],
         coef: NDArray[np.float64],
         intercept: NDArray[np.float64],
+        severe_coef: NDArray[np.float64],
+        severe_intercept: float,
     ) -> None:
         self.version = version
         self.settings = settings
@@ -97,6 +104,8 @@ class TriageClassifier:
         self.idf = idf
         self.coef = coef
         self.intercept = intercept
+        self.severe_coef = severe_coef
+        self.severe_intercept = severe_intercept
         self.rule_names = rule_feature_names(classes)
 
     def predict(self, evidence: RuleEvidence, explain: int = 3) -> Prediction:
@@ -115,28 +124,22 @@ class TriageClassifier:
         rules = rule_features(evidence, self.classes, self.settings.rule_feature_scale)
         offset = len(self.vocabulary)
         columns = np.array(index + [offset + i for i in range(len(rules))], dtype=int)
-        contributions = self.coef[:, columns] * np.concatenate([weights, np.array(rules)])
+        values_all = np.concatenate([weights, np.array(rules)])
+        contributions = self.coef[:, columns] * values_all
         scores = contributions.sum(axis=1) + self.intercept
+        severe_parts = self.severe_coef[columns] * values_all
+        severe = 1.0 / (1.0 + math.exp(-(float(severe_parts.sum()) + self.severe_intercept)))
         exp = np.exp(scores - scores.max())
         probabilities = exp / exp.sum()
         names = list(self.vocabulary_names(columns))
-        explanations: dict[str, list[str]] = {}
-        for row, name in enumerate(self.classes):
-            order = np.argsort(-contributions[row]) if len(names) else []
-            chosen: list[str] = []
-            for position in order:
-                if contributions[row, position] <= 0 or len(chosen) >= explain:
-                    break
-                readable = names[position][2:]
-                if not _readable(names[position]) or any(
-                    readable in kept or kept in readable for kept in chosen
-                ):
-                    continue
-                chosen.append(readable)
-            explanations[name] = chosen
+        explanations = {
+            name: _top(names, contributions[row], explain) for row, name in enumerate(self.classes)
+        }
         return Prediction(
             {name: float(p) for name, p in zip(self.classes, probabilities, strict=True)},
             explanations,
+            severe,
+            tuple(_top(names, severe_parts, explain)),
         )
 
     def vocabulary_names(self, columns: NDArray[np.int_]) -> list[str]:
@@ -148,13 +151,29 @@ class TriageClassifier:
         return [self._names[int(column)] for column in columns]
 
 
+def _top(names: list[str], contributions: NDArray[np.float64], count: int) -> list[str]:
+    """The readable features that contributed most, none contained in another."""
+    chosen: list[str] = []
+    for position in np.argsort(-contributions):
+        if contributions[position] <= 0 or len(chosen) >= count:
+            break
+        readable = names[position][2:]
+        if not _readable(names[position]) or any(
+            readable in kept or kept in readable for kept in chosen
+        ):
+            continue
+        chosen.append(readable)
+    return chosen
+
+
 def rule_feature_names(classes: list[str]) -> list[str]:
     return (
         [f"r:rules {name}" for name in classes]
         + [f"r:rules decisive {name}" for name in classes]
         + [f"r:negated {name}" for name in classes]
-        + ["r:severe dissatisfaction", "r:repeated complaint", "r:vulnerable person"]
-    )
+        + ["r:severe dissatisfaction", "r:repeated complaint", "r:vulnerable person",
+           "r:an amount of money", "r:shouting", "r:angry emoji"]
+    )  # fmt: skip
 
 
 def rule_features(evidence: RuleEvidence, classes: list[str], scale: float) -> list[float]:
@@ -167,7 +186,8 @@ def rule_features(evidence: RuleEvidence, classes: list[str], scale: float) -> l
             + [1.0 if e and e.decisive else 0.0 for e in found]
             + [1.0 if e and e.negated and not e.terms else 0.0 for e in found]
             + [float(bool(evidence.severe)), float(bool(evidence.repeat)),
-               float(bool(evidence.vulnerable))]  # fmt: skip
+               float(bool(evidence.vulnerable)), float(evidence.money),
+               float(evidence.shouting), float(evidence.angry_emoji)]  # fmt: skip
         )
     ]
 
@@ -244,10 +264,31 @@ def train(
     for row, name in enumerate(fitted):
         coef[classes.index(name)] = model.coef_[row]
         intercept[classes.index(name)] = model.intercept_[row]
+    severe_coef, severe_intercept = _fit_severity(matrix, rows, policy)
     vocabulary = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
     return TriageClassifier(
-        version, settings, classes, vocabulary, np.asarray(vectorizer.idf_), coef, intercept
-    )
+        version, settings, classes, vocabulary, np.asarray(vectorizer.idf_), coef, intercept,
+        severe_coef, severe_intercept,
+    )  # fmt: skip
+
+
+def _fit_severity(
+    matrix: Any, rows: Sequence[LabeledExample], policy: Policy
+) -> tuple[NDArray[np.float64], float]:
+    """A binary model of "high" among complaints whose category alone is normal urgency:
+    fury, sarcasm, "never again", a complaint repeated. Never fires without examples."""
+    from sklearn.linear_model import LogisticRegression
+
+    normal = {rule.name for rule in policy.triage.categories if rule.urgency == "normal"}
+    normal.add(policy.triage.default_category)
+    index = [i for i, row in enumerate(rows) if row.category in normal]
+    labels = [rows[i].urgency == "high" for i in index]
+    if len(set(labels)) < 2:
+        return np.zeros(matrix.shape[1]), -50.0
+    model = LogisticRegression(C=policy.triage.model.c, class_weight="balanced", max_iter=3000)
+    with threadpool_limits(1):
+        model.fit(matrix[index], labels)
+    return np.asarray(model.coef_[0], dtype=np.float64), float(model.intercept_[0])
 
 
 _lock = threading.Lock()

@@ -9,6 +9,7 @@ already there: "my toddler nearly swallowed it" is more than "nearly swallowed i
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,12 @@ from services.policy.model import CategoryRule
 from services.triage.lexicon import Hit, NegationScope, PreparedText, TermSet
 
 HARM = "product_safety"
+# On canonical text (NFKC: full-width ＄ and digits are ASCII already).
+_MONEY = re.compile(
+    r"(?:nt\$|us\$|\$|¥|￥|€|£|rmb|usd|twd)\s?\d|\d[\d,.]*\s?(?:元|块|塊|dollar|buck|usd|rmb)"
+)
+_SHOUTING = re.compile(r"[!！?？]{2,}|\b[A-Z]{4,}\b")
+_ANGRY = frozenset("😡🤬💢😤🙄👎😠")
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,11 @@ class RuleEvidence:
     severe: list[str]
     repeat: list[str]
     vulnerable: list[str]
+    # Signals no word list carries: an amount of money, shouting (!!!, ???, CAPITALS),
+    # an angry emoji. The model learns what they mean.
+    money: bool = False
+    shouting: bool = False
+    angry_emoji: bool = False
 
     def score(self, name: str) -> float:
         found = self.categories.get(name)
@@ -129,7 +141,13 @@ class CompiledLexicon:
             prepared, (h for h in self._affirmed(prepared, self.severity, True) if not h.negated)
         )
         repeat = _distinct(prepared, self.repeat.hits(prepared))
-        return RuleEvidence(prepared.text, found, severe, repeat, vulnerable)
+        original = prepared.source.original
+        return RuleEvidence(
+            prepared.text, found, severe, repeat, vulnerable,
+            money=bool(_MONEY.search(prepared.text)),
+            shouting=bool(_SHOUTING.search(original)),
+            angry_emoji=any(char in _ANGRY for char in original),
+        )  # fmt: skip
 
 
 def _distinct(prepared: PreparedText, hits: Iterable[Hit]) -> list[str]:
