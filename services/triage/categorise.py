@@ -108,6 +108,12 @@ def categorise(text: str, policy: Policy, model: TriageClassifier | None = None)
         (name for name in present_names if name not in ahead), key=lambda name: -scores[name]
     )
     secondary = next((name for name in ordered if name != primary), None)
+    if secondary is None:
+        # No second category is probable enough, but the rules may still see one plainly:
+        # a cracked mug that cut a finger is a defect too.
+        plain = [name for name in names
+                 if name not in (primary, rules.default_category) and evidence.decisive(name)]
+        secondary = max(plain, key=scores.__getitem__) if plain else None
 
     labels = {rule.name: rule.label for rule in rules.categories}
     labels[rules.default_category] = "general complaint"
@@ -142,8 +148,8 @@ def categorise(text: str, policy: Policy, model: TriageClassifier | None = None)
     if primary == "product_safety" and evidence.vulnerable:
         reasons.append(f"mentions {quote(evidence.vulnerable)}: {rules.vulnerable.label}")
 
-    nothing_specific = not any(found.terms for found in evidence.categories.values()) and (
-        prediction.best()[1] < settings.presence
+    nothing_specific = primary == rules.default_category and not any(
+        found.terms for found in evidence.categories.values()
     )
     return Categorisation(
         category=primary,
