@@ -63,7 +63,7 @@ def categorise(text: str, policy: Policy, model: TriageClassifier | None = None)
     settings = rules.model
     evidence = lexicon_for(policy).evidence(text)
     model = model or classifier_for(policy)
-    prediction = model.predict(evidence, settings.explain_features)
+    prediction = model.predict(evidence)
     probability = prediction.probabilities
     names = rules.category_names
     scores = {name: round(probability.get(name, 0.0), 4) for name in names}
@@ -121,7 +121,7 @@ def categorise(text: str, policy: Policy, model: TriageClassifier | None = None)
     primary_terms = evidence.categories[primary].terms if primary in evidence.categories else []
     if primary_terms:
         reasons.append(f"mentions {quote(primary_terms)}: {labels[primary]}")
-    explained = prediction.explanations.get(primary, [])
+    explained = prediction.explain(primary, settings.explain_features)
     model_part = f"model: {', '.join(repr(f) for f in explained) or 'no strong words'}"
     reasons.append(f"{model_part} → {primary} ({probability.get(primary, 0.0):.2f})")
     if not primary_terms and primary == rules.default_category:
@@ -143,7 +143,8 @@ def categorise(text: str, policy: Policy, model: TriageClassifier | None = None)
         reasons.append(f"mentions {quote(evidence.repeat)}: {rules.repeat.label}")
     if urgency == "normal" and prediction.severe >= settings.severe_at:
         urgency = "high"
-        words = ", ".join(repr(f) for f in prediction.severe_explanation) or "no strong words"
+        top = prediction.explain_severe(settings.explain_features)
+        words = ", ".join(repr(f) for f in top) or "no strong words"
         reasons.append(f"model: {words} → {rules.severity.label} ({prediction.severe:.2f})")
     if primary == "product_safety" and evidence.vulnerable:
         reasons.append(f"mentions {quote(evidence.vulnerable)}: {rules.vulnerable.label}")

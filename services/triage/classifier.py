@@ -70,16 +70,28 @@ def features(form: str, settings: TriageModel) -> list[str]:
 @dataclass(frozen=True)
 class Prediction:
     probabilities: dict[str, float]
-    # The features that pushed most towards each category, readable.
-    explanations: dict[str, list[str]]
-    # Probability that a complaint of a normal-urgency category is severe (high urgency),
-    # and the features that pushed most towards it.
-    severe: float = 0.0
-    severe_explanation: tuple[str, ...] = ()
+    # Probability that a complaint of a normal-urgency category is severe (high urgency).
+    severe: float
+    # Per-feature contributions, explained on demand (most decisions need two categories).
+    classes: list[str]
+    model: TriageClassifier
+    columns: NDArray[np.int_]
+    contributions: NDArray[np.float64]
+    severe_contributions: NDArray[np.float64]
 
     def best(self) -> tuple[str, float]:
         name = max(self.probabilities, key=self.probabilities.__getitem__)
         return name, self.probabilities[name]
+
+    def explain(self, name: str, count: int) -> list[str]:
+        """The readable features that pushed most towards category ``name``."""
+        if name not in self.classes:
+            return []
+        names = self.model.vocabulary_names(self.columns)
+        return _top(names, self.contributions[self.classes.index(name)], count)
+
+    def explain_severe(self, count: int) -> list[str]:
+        return _top(self.model.vocabulary_names(self.columns), self.severe_contributions, count)
 
 
 class TriageClassifier:
@@ -108,7 +120,7 @@ class TriageClassifier:
         self.severe_intercept = severe_intercept
         self.rule_names = rule_feature_names(classes)
 
-    def predict(self, evidence: RuleEvidence, explain: int = 3) -> Prediction:
+    def predict(self, evidence: RuleEvidence) -> Prediction:
         """Category probabilities for text whose rule evidence is ``evidence``."""
         counts = Counter(features(evidence.canonical, self.settings))
         index: list[int] = []
@@ -131,15 +143,14 @@ class TriageClassifier:
         severe = 1.0 / (1.0 + math.exp(-(float(severe_parts.sum()) + self.severe_intercept)))
         exp = np.exp(scores - scores.max())
         probabilities = exp / exp.sum()
-        names = list(self.vocabulary_names(columns))
-        explanations = {
-            name: _top(names, contributions[row], explain) for row, name in enumerate(self.classes)
-        }
         return Prediction(
             {name: float(p) for name, p in zip(self.classes, probabilities, strict=True)},
-            explanations,
             severe,
-            tuple(_top(names, severe_parts, explain)),
+            self.classes,
+            self,
+            columns,
+            contributions,
+            severe_parts,
         )
 
     def vocabulary_names(self, columns: NDArray[np.int_]) -> list[str]:
@@ -293,6 +304,8 @@ def _fit_severity(
 
 _lock = threading.Lock()
 _trained: dict[str, TriageClassifier] = {}
+# The model version of a policy object (hashing the rules costs more than a decision).
+_versions: dict[int, tuple[Policy | None, str]] = {}
 
 
 def classifier_for(policy: Policy) -> TriageClassifier:
@@ -300,7 +313,18 @@ def classifier_for(policy: Policy) -> TriageClassifier:
     examples = policy.triage_examples
     if examples is None:
         raise ValueError("the policy has no triage examples (load it with load_policy)")
-    version = model_version(examples.digest, policy.triage)
+    version = _versions.get(id(policy), (None, ""))
+    if version[0] is not policy:
+        version = (policy, model_version(examples.digest, policy.triage))
+        if len(_versions) >= 8:
+            _versions.clear()
+        _versions[id(policy)] = version
+    return _classifier(policy, version[1])
+
+
+def _classifier(policy: Policy, version: str) -> TriageClassifier:
+    examples = policy.triage_examples
+    assert examples is not None
     found = _trained.get(version)
     if found is not None:
         return found

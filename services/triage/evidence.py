@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from services.policy import Policy
 from services.policy.model import CategoryRule
-from services.triage.lexicon import Hit, NegationScope, PreparedText, TermSet
+from services.triage.lexicon import Hit, NegationScope, PreparedText, TermIndex, TermSet
 
 HARM = "product_safety"
 # On canonical text (NFKC: full-width ＄ and digits are ASCII already).
@@ -80,6 +80,10 @@ class CompiledLexicon:
         self.weak_cap = rules.model.weak_evidence_cap
         self.severity = TermSet((t, 1.0) for t in rules.severity.terms)
         self.repeat = TermSet((t, 1.0) for t in rules.repeat.terms)
+        self.index = TermIndex([
+            *(terms for _, terms in self.categories), self.body, self.not_body,
+            self.harm_words, self.vulnerable, self.severity, self.repeat, *self.scope.term_sets,
+        ])  # fmt: skip
 
     def _affirmed(self, prepared: PreparedText, terms: TermSet, negatable: bool) -> list[Hit]:
         hits = terms.hits(prepared)
@@ -111,7 +115,7 @@ class CompiledLexicon:
         return list(dict.fromkeys(pairs))
 
     def evidence(self, text: str) -> RuleEvidence:
-        prepared = self.scope.prepare(text)
+        prepared = self.scope.prepare(text, self.index)
         found: dict[str, CategoryEvidence] = {}
         vulnerable = _distinct(prepared, self.vulnerable.hits(prepared))
         for rule, terms in self.categories:

@@ -62,6 +62,8 @@ class PreparedText:
     clause_starts: list[int] = field(default_factory=list)
     cues: list[tuple[int, int, bool]] = field(default_factory=list)  # start, end, ascii
     scope_breaks: list[int] = field(default_factory=list)
+    # Hits of every term set, found in one pass by a TermIndex: id(TermSet) -> hits.
+    found: dict[int, list[Hit]] = field(default_factory=dict)
 
 
 class TermSet:
@@ -84,34 +86,103 @@ class TermSet:
                     self.ascii[key] = (written, weight)
             else:
                 self.cjk.append((form, written, weight))
-        # Longer terms first, so "退款还没" claims its span before "退款".
-        self.cjk.sort(key=lambda item: len(item[0]), reverse=True)
+        # Chinese terms by first character, longer first, so "退款还没" claims its span
+        # before "退款" and one pass over the text finds them all.
+        self.by_first: dict[str, list[tuple[str, str, float]]] = {}
+        for item in sorted(self.cjk, key=lambda item: len(item[0]), reverse=True):
+            self.by_first.setdefault(item[0][0], []).append(item)
+        self.max_words = max((len(key) for key in self.ascii), default=0)
 
     def hits(self, prepared: PreparedText) -> list[Hit]:
+        cached = prepared.found.get(id(self))
+        if cached is not None:
+            return cached
         found: list[Hit] = []
-        covered: list[tuple[int, int]] = []
         text = prepared.text
-        for form, written, weight in self.cjk:
-            start = text.find(form)
-            while start != -1:
-                end = start + len(form)
-                if not any(s <= start and end <= e for s, e in covered):
-                    covered.append((start, end))
-                    found.append(Hit(written, weight, start, end))
-                start = text.find(form, start + 1)
-        keys = prepared.word_keys
-        for index in range(len(keys)):
-            for size in range(min(MAX_NGRAM, len(keys) - index), 0, -1):
-                match = self.ascii.get(tuple(keys[index : index + size]))
-                if match is not None:
-                    start = prepared.word_spans[index][0]
-                    end = prepared.word_spans[index + size - 1][1]
-                    found.append(Hit(match[0], match[1], start, end))
-                    break
+        by_first = self.by_first
+        covered_until = 0  # a term inside a longer one found before counts once
+        if by_first:
+            for start, char in enumerate(text):
+                candidates = by_first.get(char)
+                if candidates is None:
+                    continue
+                for form, written, weight in candidates:
+                    if text.startswith(form, start):
+                        end = start + len(form)
+                        if end > covered_until:
+                            found.append(Hit(written, weight, start, end))
+                            covered_until = end
+                        break
+        if self.max_words:
+            keys = prepared.word_keys
+            spans = prepared.word_spans
+            for index in range(len(keys)):
+                for size in range(min(self.max_words, len(keys) - index), 0, -1):
+                    match = self.ascii.get(tuple(keys[index : index + size]))
+                    if match is not None:
+                        end = spans[index + size - 1][1]
+                        found.append(Hit(match[0], match[1], spans[index][0], end))
+                        break
         for pattern, written, weight in self.gapped:
             for m in pattern.finditer(text):
                 found.append(Hit(written, weight, m.start(), m.end()))
         return sorted(found, key=lambda hit: hit.start)
+
+
+class TermIndex:
+    """Many term sets searched in one pass over the text, each with TermSet.hits' result."""
+
+    def __init__(self, sets: list[TermSet]) -> None:
+        self.sets = sets
+        forms: dict[str, list[tuple[int, str, float]]] = {}
+        self.ascii: dict[tuple[str, ...], list[tuple[int, str, float]]] = {}
+        for number, terms in enumerate(sets):
+            for form, written, weight in terms.cjk:
+                forms.setdefault(form, []).append((number, written, weight))
+            for key, (written, weight) in terms.ascii.items():
+                self.ascii.setdefault(key, []).append((number, written, weight))
+        self.by_first: dict[str, list[tuple[str, list[tuple[int, str, float]]]]] = {}
+        for form in sorted(forms, key=len, reverse=True):
+            self.by_first.setdefault(form[0], []).append((form, forms[form]))
+        self.max_words = max((len(key) for key in self.ascii), default=0)
+
+    def scan(self, prepared: PreparedText) -> None:
+        found: list[list[Hit]] = [[] for _ in self.sets]
+        covered = [0] * len(self.sets)
+        text = prepared.text
+        by_first = self.by_first
+        for start, char in enumerate(text):
+            candidates = by_first.get(char)
+            if candidates is None:
+                continue
+            done: set[int] = set()  # sets whose longest term here is already decided
+            for form, entries in candidates:
+                if text.startswith(form, start):
+                    end = start + len(form)
+                    for number, written, weight in entries:
+                        if number not in done:
+                            done.add(number)
+                            if end > covered[number]:
+                                found[number].append(Hit(written, weight, start, end))
+                                covered[number] = end
+        keys, spans = prepared.word_keys, prepared.word_spans
+        for index in range(len(keys)):
+            done = set()
+            for size in range(min(self.max_words, len(keys) - index), 0, -1):
+                entries = self.ascii.get(tuple(keys[index : index + size]))
+                if entries is None:
+                    continue
+                end = spans[index + size - 1][1]
+                for number, written, weight in entries:
+                    if number not in done:
+                        done.add(number)
+                        found[number].append(Hit(written, weight, spans[index][0], end))
+        for number, terms in enumerate(self.sets):
+            hits = found[number]
+            for pattern, written, weight in terms.gapped:
+                hits.extend(Hit(written, weight, m.start(), m.end()) for m in pattern.finditer(text))
+            hits.sort(key=lambda hit: hit.start)
+            prepared.found[id(terms)] = hits
 
 
 def _gap_pattern(written: str) -> re.Pattern[str]:
@@ -137,12 +208,16 @@ class NegationScope:
         self.exempt = TermSet((term, 1.0) for term in negation.not_negating)
         self.breaks = TermSet((term, 1.0) for term in negation.clause_breaks)
         self.scope_breaks = TermSet((term, 1.0) for term in negation.scope_breaks)
+        self.term_sets = [self.cues, self.exempt, self.breaks, self.scope_breaks]
 
-    def prepare(self, text: str) -> PreparedText:
+    def prepare(self, text: str, index: TermIndex | None = None) -> PreparedText:
+        """Canonical text with its landmarks; ``index`` finds all its sets' terms at once."""
         source = canonicalise(text)
         form = source.text
         spans = [(m.start(), m.end()) for m in _ASCII_WORD.finditer(form)]
         prepared = PreparedText(form, source, spans, [form[s:e] for s, e in spans])
+        if index is not None:
+            index.scan(prepared)
         starts = {0} | {m.end() for m in _PUNCTUATION.finditer(form)}
         starts |= {hit.end for hit in self.breaks.hits(prepared)}
         prepared.clause_starts = sorted(starts)

@@ -69,13 +69,18 @@ class Canonical:
 
 def canonicalise(text: str) -> Canonical:
     """Canonical text with a map back to the original (see the module docstring)."""
-    chars: list[str] = []
-    origin: list[tuple[int, int]] = []
-    for index, char in enumerate(text):
-        folded = unicodedata.normalize("NFKC", char).translate(_QUOTES).lower()
-        chars.extend(folded)
-        origin.extend([(index, index + 1)] * len(folded))
-    folded_text = "".join(chars)
+    folded_text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    origin: list[tuple[int, int]]
+    if len(folded_text) == len(text):  # the usual case: one character for one
+        origin = [(index, index + 1) for index in range(len(text))]
+    else:  # a ligature or a composed form changed length: fold character by character
+        chars: list[str] = []
+        origin = []
+        for index, char in enumerate(text):
+            folded = unicodedata.normalize("NFKC", char).translate(_QUOTES).lower()
+            chars.extend(folded)
+            origin.extend([(index, index + 1)] * len(folded))
+        folded_text = "".join(chars)
     if _HAN.search(folded_text):
         converted = _CONVERTER.convert(folded_text)
         if len(converted) == len(folded_text):
