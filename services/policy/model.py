@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.policy.examples import ExampleSet, ExamplesError, load_examples
+from services.policy.examples import ExamplesError, ExampleSet, load_examples
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 

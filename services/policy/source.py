@@ -26,9 +26,7 @@ class PolicySource:
         self.last_error: str | None = None
 
     def _stat(self) -> tuple[float, ...]:
-        return tuple(
-            _mtime(path) for path in (self.path, *self._policy.source_files)
-        )
+        return tuple(_mtime(path) for path in (self.path, *self._policy.source_files))
 
     def current(self) -> Policy:
         """The policy in force; picks up an edited file on the next call."""

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from services.policy import Policy
-from services.triage.classifier import TriageClassifier, classifier_for
-from services.triage.evidence import lexicon_for
+from services.triage.classifier import Prediction, TriageClassifier, classifier_for
+from services.triage.evidence import RuleEvidence, lexicon_for
 
 URGENCY_ORDER = ("normal", "high", "urgent")
 
@@ -57,109 +57,133 @@ class Categorisation:
                        reasons=[reason, *self.reasons[1:]])  # fmt: skip
 
 
-def categorise(text: str, policy: Policy, model: TriageClassifier | None = None) -> Categorisation:
-    """``model`` defaults to the policy's own (cross-validation passes one per fold)."""
-    rules = policy.triage
-    settings = rules.model
-    evidence = lexicon_for(policy).evidence(text)
-    model = model or classifier_for(policy)
-    prediction = model.predict(evidence)
-    probability = prediction.probabilities
-    names = rules.category_names
-    scores = {name: round(probability.get(name, 0.0), 4) for name in names}
-    urgency_of = {rule.name: rule.urgency for rule in rules.categories}
-    urgency_of[rules.default_category] = "normal"
+@dataclass(frozen=True)
+class _Signals:
+    """What one complaint's rules and model say, and the policy's view of categories."""
 
-    # The model's probability of an urgency level is the sum over its categories (every
-    # labeled urgent complaint is safety or legal first): when "urgent" as a whole reaches
-    # its bar, the more probable of its categories is present.
-    by_level: dict[str, list[str]] = {}
-    for name in names:
-        by_level.setdefault(urgency_of[name], []).append(name)
+    policy: Policy
+    evidence: RuleEvidence
+    prediction: Prediction
+    scores: dict[str, float]
+    urgency_of: dict[str, str]
 
-    def level_leader(name: str, bar: float) -> bool:
-        group = by_level[urgency_of[name]]
-        total = sum(scores[other] for other in group)
-        return total >= bar and max(group, key=scores.__getitem__) == name
+    def _level_leader(self, name: str, bar: float) -> bool:
+        """The model's probability of an urgency level is the sum over its categories
+        (every labeled urgent complaint is safety or legal first): when the level as a
+        whole reaches its bar, the more probable of its categories is present."""
+        group = [other for other in self.scores if self.urgency_of[other] == self.urgency_of[name]]
+        total = sum(self.scores[other] for other in group)
+        return total >= bar and max(group, key=self.scores.__getitem__) == name
 
-    def present(name: str) -> bool:
-        if name == rules.default_category:
+    def present(self, name: str) -> bool:
+        settings = self.policy.triage.model
+        if name == self.policy.triage.default_category:
             return False
-        if urgency_of[name] == "urgent":
-            found = evidence.categories.get(name)
-            if evidence.decisive(name):
+        if self.urgency_of[name] == "urgent":
+            found = self.evidence.categories.get(name)
+            if self.evidence.decisive(name):
                 return True  # rules overrule the model for safety and legal
             if found is not None and found.negated and not found.terms:
                 return False  # only negated mentions: the model does not overrule them
-            return scores[name] >= settings.urgent_presence or level_leader(
+            return self.scores[name] >= settings.urgent_presence or self._level_leader(
                 name, settings.urgent_presence
             )
-        if urgency_of[name] == "high":
-            return scores[name] >= settings.presence or level_leader(name, settings.presence)
-        return scores[name] >= settings.presence
+        if self.urgency_of[name] == "high":
+            return self.scores[name] >= settings.presence or self._level_leader(
+                name, settings.presence
+            )
+        return self.scores[name] >= settings.presence
 
-    present_names = [name for name in names if present(name)]
-    ahead = [name for name in present_names if urgency_of[name] != "normal"]
-    # After the categories that take precedence, the one the complaint is mainly about:
-    # the highest score, the default ("other") included.
-    rest = [name for name in names if urgency_of[name] == "normal"]
-    primary = ahead[0] if ahead else max(rest, key=lambda name: (scores[name], -rest.index(name)))
-    ordered = ahead + sorted(
-        (name for name in present_names if name not in ahead), key=lambda name: -scores[name]
-    )
-    secondary = next((name for name in ordered if name != primary), None)
-    if secondary is None:
-        # No second category is probable enough, but the rules may still see one plainly:
-        # a cracked mug that cut a finger is a defect too.
-        plain = [name for name in names
-                 if name not in (primary, rules.default_category) and evidence.decisive(name)]
-        secondary = max(plain, key=scores.__getitem__) if plain else None
+    def choose(self) -> tuple[str, str | None]:
+        """(primary, secondary) by the guide's precedence, then by probability."""
+        names = self.policy.triage.category_names
+        scores, urgency_of = self.scores, self.urgency_of
+        present_names = [name for name in names if self.present(name)]
+        ahead = [name for name in present_names if urgency_of[name] != "normal"]
+        # After the categories that take precedence, the one the complaint is mainly about:
+        # the highest score, the default ("other") included.
+        rest = [name for name in names if urgency_of[name] == "normal"]
+        primary = ahead[0] if ahead else max(rest, key=lambda n: (scores[n], -rest.index(n)))
+        ordered = ahead + sorted(
+            (name for name in present_names if name not in ahead), key=lambda n: -scores[n]
+        )
+        secondary = next((name for name in ordered if name != primary), None)
+        if secondary is None:
+            # No second category is probable enough, but the rules may still see one
+            # plainly: a cracked mug that cut a finger is a defect too.
+            default = self.policy.triage.default_category
+            plain = [n for n in names if n not in (primary, default) and self.evidence.decisive(n)]
+            secondary = max(plain, key=scores.__getitem__) if plain else None
+        return primary, secondary
 
-    labels = {rule.name: rule.label for rule in rules.categories}
-    labels[rules.default_category] = "general complaint"
-    reasons: list[str] = []
-    primary_terms = evidence.categories[primary].terms if primary in evidence.categories else []
-    if primary_terms:
-        reasons.append(f"mentions {quote(primary_terms)}: {labels[primary]}")
-    explained = prediction.explain(primary, settings.explain_features)
-    model_part = f"model: {', '.join(repr(f) for f in explained) or 'no strong words'}"
-    reasons.append(f"{model_part} → {primary} ({probability.get(primary, 0.0):.2f})")
-    if not primary_terms and primary == rules.default_category:
-        reasons.insert(0, "no specific issue recognised: general complaint")
-    if secondary:
-        terms = evidence.categories[secondary].terms if secondary in evidence.categories else []
-        why = f"mentions {quote(terms)}" if terms else f"model {probability[secondary]:.2f}"
-        reasons.append(f"also {labels[secondary]} (secondary: {why})")
-    for name, found in evidence.categories.items():
-        if found.negated and name not in (primary, secondary):
-            reasons.append(f"not counted, negated: {quote(found.negated)} ({labels[name]})")
+    def urgency(self, primary: str, secondary: str | None, reasons: list[str]) -> str:
+        """The most urgent present category's urgency, raised to high by severity."""
+        rules, evidence, prediction = self.policy.triage, self.evidence, self.prediction
+        urgency = _most_urgent([self.urgency_of[n] for n in (primary, secondary) if n])
+        if urgency == "normal" and evidence.severe:
+            urgency = "high"
+            reasons.append(f"mentions {quote(evidence.severe)}: {rules.severity.label}")
+        if urgency == "normal" and evidence.repeat:
+            urgency = "high"
+            reasons.append(f"mentions {quote(evidence.repeat)}: {rules.repeat.label}")
+        if urgency == "normal" and prediction.severe >= rules.model.severe_at:
+            urgency = "high"
+            top = prediction.explain_severe(rules.model.explain_features)
+            words = ", ".join(repr(f) for f in top) or "no strong words"
+            reasons.append(f"model: {words} → {rules.severity.label} ({prediction.severe:.2f})")
+        return urgency
 
-    urgency = _most_urgent([urgency_of[name] for name in (primary, secondary) if name])
-    if urgency == "normal" and evidence.severe:
-        urgency = "high"
-        reasons.append(f"mentions {quote(evidence.severe)}: {rules.severity.label}")
-    if urgency == "normal" and evidence.repeat:
-        urgency = "high"
-        reasons.append(f"mentions {quote(evidence.repeat)}: {rules.repeat.label}")
-    if urgency == "normal" and prediction.severe >= settings.severe_at:
-        urgency = "high"
-        top = prediction.explain_severe(settings.explain_features)
-        words = ", ".join(repr(f) for f in top) or "no strong words"
-        reasons.append(f"model: {words} → {rules.severity.label} ({prediction.severe:.2f})")
-    if primary == "product_safety" and evidence.vulnerable:
-        reasons.append(f"mentions {quote(evidence.vulnerable)}: {rules.vulnerable.label}")
+    def reasons(self, primary: str, secondary: str | None) -> list[str]:
+        rules, evidence = self.policy.triage, self.evidence
+        probability = self.prediction.probabilities
+        labels = {rule.name: rule.label for rule in rules.categories}
+        labels[rules.default_category] = "general complaint"
+        reasons: list[str] = []
+        primary_terms = evidence.categories[primary].terms if primary in evidence.categories else []
+        if primary_terms:
+            reasons.append(f"mentions {quote(primary_terms)}: {labels[primary]}")
+        elif primary == rules.default_category:
+            reasons.append("no specific issue recognised: general complaint")
+        explained = self.prediction.explain(primary, rules.model.explain_features)
+        words = ", ".join(repr(f) for f in explained) or "no strong words"
+        reasons.append(f"model: {words} → {primary} ({probability.get(primary, 0.0):.2f})")
+        if secondary:
+            found = evidence.categories.get(secondary)
+            why = (f"mentions {quote(found.terms)}" if found and found.terms
+                   else f"model {probability[secondary]:.2f}")  # fmt: skip
+            reasons.append(f"also {labels[secondary]} (secondary: {why})")
+        for name, found in evidence.categories.items():
+            if found.negated and name not in (primary, secondary):
+                reasons.append(f"not counted, negated: {quote(found.negated)} ({labels[name]})")
+        if primary == "product_safety" and evidence.vulnerable:
+            reasons.append(f"mentions {quote(evidence.vulnerable)}: {rules.vulnerable.label}")
+        return reasons
 
-    nothing_specific = primary == rules.default_category and not any(
-        found.terms for found in evidence.categories.values()
-    )
+
+def categorise(text: str, policy: Policy, model: TriageClassifier | None = None) -> Categorisation:
+    """``model`` defaults to the policy's own (cross-validation passes one per fold)."""
+    rules = policy.triage
+    evidence = lexicon_for(policy).evidence(text)
+    model = model or classifier_for(policy)
+    prediction = model.predict(evidence)
+    scores = {
+        name: round(prediction.probabilities.get(name, 0.0), 4) for name in rules.category_names
+    }
+    urgency_of: dict[str, str] = {rule.name: rule.urgency for rule in rules.categories}
+    urgency_of[rules.default_category] = "normal"
+    signals = _Signals(policy, evidence, prediction, scores, urgency_of)
+    primary, secondary = signals.choose()
+    reasons = signals.reasons(primary, secondary)
+    urgency = signals.urgency(primary, secondary, reasons)
     return Categorisation(
         category=primary,
         secondary=secondary,
         urgency=urgency,
         reasons=reasons,
-        terms=primary_terms,
+        terms=evidence.categories[primary].terms if primary in evidence.categories else [],
         scores=scores,
         policy_version=f"{policy.version}+model.{model.version}",
         model_version=model.version,
-        nothing_specific=nothing_specific,
+        nothing_specific=primary == rules.default_category
+        and not any(found.terms for found in evidence.categories.values()),
     )

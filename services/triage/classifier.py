@@ -196,9 +196,14 @@ def rule_features(evidence: RuleEvidence, classes: list[str], scale: float) -> l
             [min(e.score, 1.0) if e else 0.0 for e in found]
             + [1.0 if e and e.decisive else 0.0 for e in found]
             + [1.0 if e and e.negated and not e.terms else 0.0 for e in found]
-            + [float(bool(evidence.severe)), float(bool(evidence.repeat)),
-               float(bool(evidence.vulnerable)), float(evidence.money),
-               float(evidence.shouting), float(evidence.angry_emoji)]  # fmt: skip
+            + [
+                float(bool(evidence.severe)),
+                float(bool(evidence.repeat)),
+                float(bool(evidence.vulnerable)),
+                float(evidence.money),
+                float(evidence.shouting),
+                float(evidence.angry_emoji),
+            ]
         )
     ]
 
@@ -214,8 +219,41 @@ def _readable(feature: str) -> bool:
 
 
 _STOPWORDS = frozenset(
-    "the be a an and or but to of in on at it i my me we you your this that for with is was "
-    "have has had do not no so just".split()
+    [
+        "the",
+        "be",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "it",
+        "i",
+        "my",
+        "me",
+        "we",
+        "you",
+        "your",
+        "this",
+        "that",
+        "for",
+        "with",
+        "is",
+        "was",
+        "have",
+        "has",
+        "had",
+        "do",
+        "not",
+        "no",
+        "so",
+        "just",
+    ]
 )
 
 
@@ -234,9 +272,7 @@ def model_version(digest: str, rules: TriagePolicy) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
-def train(
-    rows: Sequence[LabeledExample], policy: Policy, version: str
-) -> TriageClassifier:
+def train(rows: Sequence[LabeledExample], policy: Policy, version: str) -> TriageClassifier:
     """Fit the model on labeled rows (deterministic: same rows and policy, same model)."""
     from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer

@@ -73,7 +73,9 @@ class Report:
 
     def lines(self, categories: list[str], errors: bool = False) -> list[str]:
         scripts = Counter(o.row.script or "unknown" for o in self.outcomes)
-        out = [f"{len(self)} labeled complaints ({', '.join(f'{k} {v}' for k, v in sorted(scripts.items()))})"]
+        out = [
+            f"{len(self)} labeled complaints ({', '.join(f'{k} {v}' for k, v in sorted(scripts.items()))})"
+        ]
         n_cat = sum(o.category == o.row.category for o in self.outcomes)
         n_urg = sum(o.urgency == o.row.urgency for o in self.outcomes)
         labelled = sum(o.row.urgency == URGENT for o in self.outcomes)
@@ -151,8 +153,13 @@ def cross_validate(
             row = rows[i]
             found = categorise(example_text(row.subject, row.text), policy, model)
             report.outcomes.append(
-                Outcome(row, found.category, found.urgency, found.secondary,
-                        " | ".join(found.reasons[:2]))  # fmt: skip
+                Outcome(
+                    row,
+                    found.category,
+                    found.urgency,
+                    found.secondary,
+                    " | ".join(found.reasons[:2]),
+                )
             )
         if progress:
             progress(fold)
@@ -176,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             report = cross_validate(policy, args.cross_validate)
             source = f"{args.cross_validate}-fold cross-validation of the policy's examples"
         elif args.labeled:
-            report = evaluate(parse_examples(args.labeled, policy.triage.category_names).rows, policy)
+            report = evaluate(
+                parse_examples(args.labeled, policy.triage.category_names).rows, policy
+            )
             source = str(args.labeled)
         else:
             parser.error("give a labeled file or --cross-validate K")

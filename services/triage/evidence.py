@@ -90,7 +90,7 @@ class CompiledLexicon:
         return self.scope.mark(prepared, hits) if negatable else hits
 
     def _body_harm(self, prepared: PreparedText) -> list[str]:
-        """"<body part> … <harm word>" for each pair found in one clause, harm not negated."""
+        """ "<body part> … <harm word>" for each pair found in one clause, harm not negated."""
         excluded = [(hit.start, hit.end) for hit in self.not_body.hits(prepared)]
         bodies = [
             hit for hit in self.body.hits(prepared)
@@ -104,14 +104,14 @@ class CompiledLexicon:
         for body in bodies:
             clause = bisect.bisect_right(starts, body.start)
             for harm in harms:
-                if harm.end <= body.start or harm.start >= body.end:
-                    if bisect.bisect_right(starts, harm.start) == clause:
-                        first, second = sorted((body, harm), key=lambda hit: hit.start)
-                        source = prepared.source
-                        pairs.append(
-                            f"{source.source(first.start, first.end)} … "
-                            f"{source.source(second.start, second.end)}"
-                        )
+                apart = harm.end <= body.start or harm.start >= body.end
+                if apart and bisect.bisect_right(starts, harm.start) == clause:
+                    first, second = sorted((body, harm), key=lambda hit: hit.start)
+                    source = prepared.source
+                    pairs.append(
+                        f"{source.source(first.start, first.end)} … "
+                        f"{source.source(second.start, second.end)}"
+                    )
         return list(dict.fromkeys(pairs))
 
     def evidence(self, text: str) -> RuleEvidence:
@@ -126,9 +126,7 @@ class CompiledLexicon:
                 if not hit.negated:
                     weights[hit.term] = max(weights.get(hit.term, 0.0), hit.weight)
                     surface.setdefault(hit.term, prepared.source.source(hit.start, hit.end))
-            negated = _distinct(
-                prepared, (h for h in hits if h.negated and h.term not in weights)
-            )
+            negated = _distinct(prepared, (h for h in hits if h.negated and h.term not in weights))
             if rule.name == HARM:
                 for pair in self._body_harm(prepared):
                     weights[pair] = self.body_harm_weight
@@ -139,8 +137,8 @@ class CompiledLexicon:
             if rule.name == HARM and score > 0 and vulnerable:
                 score += self.vulnerable_boost
             if score or negated:
-                terms = list(dict.fromkeys(surface.values()))
-                found[rule.name] = CategoryEvidence(rule.name, score, terms, negated, strong >= 1.0)
+                words = list(dict.fromkeys(surface.values()))
+                found[rule.name] = CategoryEvidence(rule.name, score, words, negated, strong >= 1.0)
         severe = _distinct(
             prepared, (h for h in self._affirmed(prepared, self.severity, True) if not h.negated)
         )

@@ -86,47 +86,14 @@ class TermSet:
                     self.ascii[key] = (written, weight)
             else:
                 self.cjk.append((form, written, weight))
-        # Chinese terms by first character, longer first, so "退款还没" claims its span
-        # before "退款" and one pass over the text finds them all.
-        self.by_first: dict[str, list[tuple[str, str, float]]] = {}
-        for item in sorted(self.cjk, key=lambda item: len(item[0]), reverse=True):
-            self.by_first.setdefault(item[0][0], []).append(item)
-        self.max_words = max((len(key) for key in self.ascii), default=0)
 
     def hits(self, prepared: PreparedText) -> list[Hit]:
+        """Every term found (a term inside a longer one found before counts once)."""
         cached = prepared.found.get(id(self))
-        if cached is not None:
-            return cached
-        found: list[Hit] = []
-        text = prepared.text
-        by_first = self.by_first
-        covered_until = 0  # a term inside a longer one found before counts once
-        if by_first:
-            for start, char in enumerate(text):
-                candidates = by_first.get(char)
-                if candidates is None:
-                    continue
-                for form, written, weight in candidates:
-                    if text.startswith(form, start):
-                        end = start + len(form)
-                        if end > covered_until:
-                            found.append(Hit(written, weight, start, end))
-                            covered_until = end
-                        break
-        if self.max_words:
-            keys = prepared.word_keys
-            spans = prepared.word_spans
-            for index in range(len(keys)):
-                for size in range(min(self.max_words, len(keys) - index), 0, -1):
-                    match = self.ascii.get(tuple(keys[index : index + size]))
-                    if match is not None:
-                        end = spans[index + size - 1][1]
-                        found.append(Hit(match[0], match[1], spans[index][0], end))
-                        break
-        for pattern, written, weight in self.gapped:
-            for m in pattern.finditer(text):
-                found.append(Hit(written, weight, m.start(), m.end()))
-        return sorted(found, key=lambda hit: hit.start)
+        if cached is None:
+            TermIndex([self]).scan(prepared)
+            cached = prepared.found[id(self)]
+        return cached
 
 
 class TermIndex:
@@ -141,48 +108,57 @@ class TermIndex:
                 forms.setdefault(form, []).append((number, written, weight))
             for key, (written, weight) in terms.ascii.items():
                 self.ascii.setdefault(key, []).append((number, written, weight))
+        # Chinese terms by first character, longer first, so "退款还没" claims its span
+        # before "退款" and one pass over the text finds them all.
         self.by_first: dict[str, list[tuple[str, list[tuple[int, str, float]]]]] = {}
         for form in sorted(forms, key=len, reverse=True):
             self.by_first.setdefault(form[0], []).append((form, forms[form]))
         self.max_words = max((len(key) for key in self.ascii), default=0)
 
     def scan(self, prepared: PreparedText) -> None:
+        """Find every set's terms; TermSet.hits then answers from ``prepared.found``."""
         found: list[list[Hit]] = [[] for _ in self.sets]
+        self._scan_chinese(prepared.text, found)
+        self._scan_words(prepared, found)
+        for number, terms in enumerate(self.sets):
+            hits = found[number]
+            for pattern, written, weight in terms.gapped:
+                hits.extend(
+                    Hit(written, weight, m.start(), m.end())
+                    for m in pattern.finditer(prepared.text)
+                )
+            hits.sort(key=lambda hit: hit.start)
+            prepared.found[id(terms)] = hits
+
+    def _scan_chinese(self, text: str, found: list[list[Hit]]) -> None:
         covered = [0] * len(self.sets)
-        text = prepared.text
-        by_first = self.by_first
         for start, char in enumerate(text):
-            candidates = by_first.get(char)
+            candidates = self.by_first.get(char)
             if candidates is None:
                 continue
             done: set[int] = set()  # sets whose longest term here is already decided
             for form, entries in candidates:
-                if text.startswith(form, start):
-                    end = start + len(form)
-                    for number, written, weight in entries:
-                        if number not in done:
-                            done.add(number)
-                            if end > covered[number]:
-                                found[number].append(Hit(written, weight, start, end))
-                                covered[number] = end
-        keys, spans = prepared.word_keys, prepared.word_spans
-        for index in range(len(keys)):
-            done = set()
-            for size in range(min(self.max_words, len(keys) - index), 0, -1):
-                entries = self.ascii.get(tuple(keys[index : index + size]))
-                if entries is None:
+                if not text.startswith(form, start):
                     continue
-                end = spans[index + size - 1][1]
+                end = start + len(form)
                 for number, written, weight in entries:
                     if number not in done:
                         done.add(number)
+                        if end > covered[number]:
+                            found[number].append(Hit(written, weight, start, end))
+                            covered[number] = end
+
+    def _scan_words(self, prepared: PreparedText, found: list[list[Hit]]) -> None:
+        keys, spans = prepared.word_keys, prepared.word_spans
+        for index in range(len(keys)):
+            done: set[int] = set()
+            for size in range(min(self.max_words, len(keys) - index), 0, -1):
+                entries = self.ascii.get(tuple(keys[index : index + size]))
+                for number, written, weight in entries or ():
+                    if number not in done:
+                        done.add(number)
+                        end = spans[index + size - 1][1]
                         found[number].append(Hit(written, weight, spans[index][0], end))
-        for number, terms in enumerate(self.sets):
-            hits = found[number]
-            for pattern, written, weight in terms.gapped:
-                hits.extend(Hit(written, weight, m.start(), m.end()) for m in pattern.finditer(text))
-            hits.sort(key=lambda hit: hit.start)
-            prepared.found[id(terms)] = hits
 
 
 def _gap_pattern(written: str) -> re.Pattern[str]:
@@ -231,7 +207,9 @@ class NegationScope:
         return prepared
 
     def negated(self, prepared: PreparedText, start: int) -> bool:
-        clause_start = prepared.clause_starts[bisect.bisect_right(prepared.clause_starts, start) - 1]
+        clause_start = prepared.clause_starts[
+            bisect.bisect_right(prepared.clause_starts, start) - 1
+        ]
         for cue_start, cue_end, ascii_cue in reversed(prepared.cues):
             if cue_end > start:
                 continue

@@ -103,9 +103,7 @@ def canonicalise(text: str) -> Canonical:
     return _squeeze("".join(out), out_origin, text)
 
 
-def _convert_runs(
-    folded: str, origin: list[tuple[int, int]]
-) -> tuple[str, list[tuple[int, int]]]:
+def _convert_runs(folded: str, origin: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
     out: list[str] = []
     out_origin: list[tuple[int, int]] = []
     position = 0
@@ -133,8 +131,9 @@ def _squeeze(text: str, origin: list[tuple[int, int]], original: str) -> Canonic
         if char in " \t\r\f\v":
             if not chars or chars[-1] == " ":
                 continue
-            char = " "
-        chars.append(char)
+            chars.append(" ")
+        else:
+            chars.append(char)
         kept.append(source)
     while chars and chars[-1] == " ":
         chars.pop()
@@ -171,8 +170,8 @@ def words(canonical_text: str) -> list[str]:
     """Words of canonical text: jieba's segmentation for Chinese, lemmas for English."""
     jieba = _jieba()
     out: list[str] = []
-    for token in jieba.lcut(canonical_text, HMM=False):  # type: ignore[attr-defined]
-        token = token.strip()
+    for raw in jieba.lcut(canonical_text, HMM=False):  # type: ignore[attr-defined]
+        token = raw.strip()
         if token and (token.isalnum() or _HAN.search(token)):
             out.append(token)
     return out

@@ -50,7 +50,9 @@ def test_bundled_policy_matches_policy_md() -> None:
             "char_ngram_min must be <= char_ngram_max",
         ),
         (
-            lambda text: text.replace('examples = "triage/examples.jsonl"', 'examples = "nowhere.jsonl"'),
+            lambda text: text.replace(
+                'examples = "triage/examples.jsonl"', 'examples = "nowhere.jsonl"'
+            ),
             "cannot read examples file",
         ),
         (
@@ -99,11 +101,17 @@ def _write_examples(path: Path, edit: object) -> None:
     [
         (lambda lines: [*lines, "{not json"], r"line \d+ is not JSON"),
         (
-            lambda lines: [*lines, '{"id": "x1", "text": "hi", "category": "nonsense", "urgency": "normal"}'],
+            lambda lines: [
+                *lines,
+                '{"id": "x1", "text": "hi", "category": "nonsense", "urgency": "normal"}',
+            ],
             "category 'nonsense' is not a triage category",
         ),
         (
-            lambda lines: [*lines, '{"id": "x2", "text": "hi", "category": "other", "urgency": "soon"}'],
+            lambda lines: [
+                *lines,
+                '{"id": "x2", "text": "hi", "category": "other", "urgency": "soon"}',
+            ],
             "urgency",
         ),
         (lambda lines: [*lines, lines[0]], "appears twice"),

@@ -18,7 +18,7 @@ POLICY = load_policy()
 RECEIVED = datetime(2026, 11, 23, 21, 30, tzinfo=ZoneInfo("Asia/Taipei"))
 
 S, L, B, R, D = "product_safety", "legal", "billing", "refund", "delivery"
-P, A, T, O = "product_defect", "service_attitude", "technical", "other"
+P, A, T = "product_defect", "service_attitude", "technical"
 
 # (text, category, urgency, secondary or None when any secondary is fine)
 TABLE: list[tuple[str, str, str, str | None]] = [
