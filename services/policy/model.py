@@ -289,6 +289,17 @@ class Policy(_Strict):
         return ZoneInfo(self.business_time_zone)
 
 
+def examples_path(policy_file: Path, named: str) -> Path:
+    """Where triage.model.examples is: an absolute path as it is; a relative one beside the
+    policy file, else beside the bundled policy (so a candidate policy written elsewhere
+    uses the bundled examples unless it brings its own)."""
+    if Path(named).is_absolute():
+        return Path(named)
+    beside = policy_file.parent / named
+    bundled = DEFAULT_POLICY_FILE.parent / named
+    return beside if beside.exists() or not bundled.exists() else bundled
+
+
 def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -308,7 +319,7 @@ def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
     model = policy.triage.model
     try:
         examples = load_examples(
-            path.parent / model.examples,
+            examples_path(path, model.examples),
             policy.triage.category_names,
             model.min_examples_per_category,
         )

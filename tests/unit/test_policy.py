@@ -127,11 +127,15 @@ def test_bad_examples_are_refused_with_a_clear_message(
         load_policy(path)
 
 
-def test_missing_examples_file_is_refused(tmp_path: Path) -> None:
-    path = copy_policy(tmp_path)
-    (tmp_path / "triage" / "examples.jsonl").unlink()
-    with pytest.raises(PolicyError, match="cannot read examples file"):
-        load_policy(path)
+def test_a_policy_without_its_own_examples_uses_the_bundled_ones(tmp_path: Path) -> None:
+    alone = tmp_path / "candidate.toml"
+    alone.write_text(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    examples = load_policy(alone).triage_examples
+    assert examples is not None
+    assert examples.path == DEFAULT_POLICY_FILE.parent / "triage" / "examples.jsonl"
+    own = copy_policy(tmp_path / "own")
+    mine = load_policy(own).triage_examples
+    assert mine is not None and mine.path == own.parent / "triage" / "examples.jsonl"
 
 
 def test_a_changed_examples_file_is_a_policy_change_and_a_bad_one_is_refused(
