@@ -169,6 +169,8 @@ class TriagePolicy(_Strict):
     vulnerable: Vulnerable
     severity: TermList
     repeat: TermList
+    # Words of a question or a suggestion rather than a complaint (a model feature only).
+    inquiry: TermList = TermList(label="a question or suggestion", terms=[])
     negation: Negation
     category_hints: dict[str, str]
     model: TriageModel

@@ -40,7 +40,7 @@ from services.triage.evidence import RuleEvidence, lexicon_for
 from services.triage.text import words
 
 # Bump when features() changes: the model version must change with it.
-FEATURES_VERSION = "3"
+FEATURES_VERSION = "4"
 _SKIP = frozenset(" ,.;:!?。、\n-—()[]\"'")
 
 
@@ -183,7 +183,8 @@ def rule_feature_names(classes: list[str]) -> list[str]:
         + [f"r:rules decisive {name}" for name in classes]
         + [f"r:negated {name}" for name in classes]
         + ["r:severe dissatisfaction", "r:repeated complaint", "r:vulnerable person",
-           "r:an amount of money", "r:shouting", "r:angry emoji"]
+           "r:an amount of money", "r:shouting", "r:angry emoji",
+           "r:a question or suggestion"]
     )  # fmt: skip
 
 
@@ -203,6 +204,7 @@ def rule_features(evidence: RuleEvidence, classes: list[str], scale: float) -> l
                 float(evidence.money),
                 float(evidence.shouting),
                 float(evidence.angry_emoji),
+                float(evidence.inquiry),
             ]
         )
     ]
@@ -262,7 +264,7 @@ def model_version(digest: str, rules: TriagePolicy) -> str:
     key = json.dumps(
         [
             digest,
-            rules.model_dump(mode="json", include={"categories", "body_harm", "vulnerable", "severity",
+            rules.model_dump(mode="json", include={"categories", "body_harm", "vulnerable", "severity", "inquiry",
                                                    "repeat", "negation", "model"}),
             FEATURES_VERSION,
             sklearn.__version__,

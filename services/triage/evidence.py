@@ -50,6 +50,7 @@ class RuleEvidence:
     money: bool = False
     shouting: bool = False
     angry_emoji: bool = False
+    inquiry: bool = False
 
     def score(self, name: str) -> float:
         found = self.categories.get(name)
@@ -80,9 +81,11 @@ class CompiledLexicon:
         self.weak_cap = rules.model.weak_evidence_cap
         self.severity = TermSet((t, 1.0) for t in rules.severity.terms)
         self.repeat = TermSet((t, 1.0) for t in rules.repeat.terms)
+        self.inquiry = TermSet((t, 1.0) for t in rules.inquiry.terms)
         self.index = TermIndex([
             *(terms for _, terms in self.categories), self.body, self.not_body,
-            self.harm_words, self.vulnerable, self.severity, self.repeat, *self.scope.term_sets,
+            self.harm_words, self.vulnerable, self.severity, self.repeat, self.inquiry,
+            *self.scope.term_sets,
         ])  # fmt: skip
 
     def _affirmed(self, prepared: PreparedText, terms: TermSet, negatable: bool) -> list[Hit]:
@@ -149,6 +152,7 @@ class CompiledLexicon:
             money=bool(_MONEY.search(prepared.text)),
             shouting=bool(_SHOUTING.search(original)),
             angry_emoji=any(char in _ANGRY for char in original),
+            inquiry=bool(self.inquiry.hits(prepared)),
         )  # fmt: skip
 
 
