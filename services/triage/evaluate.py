@@ -97,6 +97,12 @@ class Report:
                 f"{name:<17}{self._share(right, len(decided)):>10.2f}"
                 f"{self._share(right, len(labeled)):>8.2f}{len(labeled):>9}{len(decided):>9}"
             )
+        out += ["", f"{'script':<17}{'category':>10}{'urgency':>9}{'rows':>6}"]
+        for script in sorted(scripts):
+            rows = [o for o in self.outcomes if (o.row.script or "unknown") == script]
+            cat = sum(o.category == o.row.category for o in rows) / len(rows)
+            urg = sum(o.urgency == o.row.urgency for o in rows) / len(rows)
+            out.append(f"{script:<17}{cat:>10.2f}{urg:>9.2f}{len(rows):>6}")
         out += ["", "urgency (rows: labeled, columns: decided)"]
         levels = ["urgent", "high", "normal"]
         out.append(" " * 8 + "".join(f"{level:>8}" for level in levels))
