@@ -104,6 +104,15 @@ class _Signals:
         # the highest score, the default ("other") included.
         rest = [name for name in names if urgency_of[name] == "normal"]
         primary = ahead[0] if ahead else max(rest, key=lambda n: (scores[n], -rest.index(n)))
+        found = self.evidence.categories.get(primary)
+        if (
+            not ahead
+            and scores[primary] < self.policy.triage.model.presence
+            and not (found and found.terms)
+        ):
+            # Nothing in the text names an issue and the model is unsure: a general
+            # complaint ("謝謝你們", "請盡快處理"), where an app form's hint may decide.
+            primary = self.policy.triage.default_category
         ordered = ahead + sorted(
             (name for name in present_names if name not in ahead), key=lambda n: -scores[n]
         )
