@@ -14,7 +14,7 @@ LOCAL := deploy/local
 export COMPLAINTS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help venv infra-fetch infra-up infra-down up down run test test-unit test-integration \
-        lint format schemas dlq-replay bench clean prometheus-install check-rules audit
+        lint format schemas dlq-replay bench bench-service clean prometheus-install check-rules audit
 
 help:
 	@echo "make run        set up everything, start the system, feed the samples (Ctrl-C stops)"
@@ -41,16 +41,16 @@ venv: $(VENV)/.synced
 # --- local infrastructure (no Docker) -----------------------------------------------
 infra-fetch: venv
 	$(LOCAL)/kafka.sh fetch
-	$(LOCAL)/ferretdb.sh build
+	$(LOCAL)/store.sh fetch
 
 infra-up: infra-fetch
 	@if [ -z "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then $(LOCAL)/kafka.sh start; \
 	 else echo "using Kafka at $$KAFKA_BOOTSTRAP_SERVERS"; fi
-	@if [ -z "$${MONGODB_URI:-}" ]; then $(LOCAL)/ferretdb.sh start; \
+	@if [ -z "$${MONGODB_URI:-}" ]; then $(LOCAL)/store.sh start; \
 	 else echo "using MongoDB at $$MONGODB_URI"; fi
 
 infra-down:
-	$(LOCAL)/ferretdb.sh stop
+	$(LOCAL)/store.sh stop
 	$(LOCAL)/kafka.sh stop
 
 # Prometheus and promtool from Debian's package (make run scrapes the services with it;
@@ -75,7 +75,7 @@ up: infra-up prometheus-install
 down:
 	$(LOCAL)/prometheus.sh stop
 	$(LOCAL)/services.sh stop
-	$(LOCAL)/ferretdb.sh stop
+	$(LOCAL)/store.sh stop
 	$(LOCAL)/kafka.sh stop
 
 run: infra-fetch prometheus-install
@@ -101,8 +101,13 @@ test-unit: venv prometheus-install
 test-integration: infra-fetch prometheus-install
 	$(PY) -m pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
 
-# Throughput against a same-run baseline, e.g. ARGS="--service triage --records 3000"
+# End to end, as make up runs the system: raw Kafka baseline, burst rates, latency at a
+# fixed load, and again with 10k / 100k stored cases (tests/bench/system.py for options).
 bench: infra-fetch
+	$(PY) -m tests.bench.system $(ARGS)
+
+# One service against a consume-and-ack baseline, e.g. ARGS="--service triage --records 3000"
+bench-service: infra-fetch
 	$(PY) -m tests.bench.throughput $(ARGS)
 
 lint: venv

@@ -51,6 +51,7 @@ class FollowupScheduler:
     async def ensure_indexes(self) -> None:
         await self.followups.create_index([("next_at", 1)])
         await self.followups.create_index([("case_number", 1)])
+        await self.followups.create_index([("customer_id", 1)])  # opt-out cancels by customer
 
     async def schedule(
         self, followup_id: str, case_number: str, due_at: datetime, reasons: list[str], **facts: Any

@@ -22,6 +22,7 @@ from services.followup.schedule import followup_due
 from services.followup.scheduler import FollowupScheduler
 from services.followup.settings import FollowupSettings
 from services.policy.calendar import country_holidays
+from services.runtime.batches import by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import InputRejected, RetryLater
@@ -67,7 +68,7 @@ class FollowupService:
         self.kit.subscribe(CASES_OPENED, self.on_opened)
         self.kit.subscribe(CASES_TRIAGED, self.on_triaged)
         self.kit.subscribe(CASES_COMPENSATION, self.on_compensation)
-        self.kit.subscribe(CASE_ACTIONS, self.on_action)
+        self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.background(self.scheduler.run)
 

@@ -30,11 +30,13 @@ from services.intake.complaint import (
     from_social,
     validated,
 )
+from services.intake.lanes import ChannelReader
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
+from services.runtime.batches import by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.errors import InputRejected, RetryLater
-from services.runtime.kit import ServiceKit
+from services.runtime.kit import RecordHandler, ServiceKit
 from services.runtime.outbox import flush_outbox
 from services.runtime.records import InboundRecord
 
@@ -55,22 +57,20 @@ class IntakeService:
 
     def register(self) -> None:
         self.kit.on_startup(self.store.ensure_indexes)
-        self.kit.subscribe(INBOUND_EMAIL, self.on_email)
-        self.kit.subscribe(INBOUND_SOCIAL, self.on_social)
-        self.kit.subscribe(INBOUND_APP, self.on_app)
+        for topic, parse in ((INBOUND_EMAIL, from_email), (INBOUND_SOCIAL, from_social),
+                             (INBOUND_APP, from_app)):  # fmt: skip
+            channel = ChannelReader(parse)
+            self.kit.subscribe(topic, self.handler_for(channel), links=channel.links)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
-        self.kit.subscribe(CASE_ACTIONS, self.on_action)
+        self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
 
     # --- channels --------------------------------------------------------------------
 
-    async def on_email(self, record: InboundRecord) -> None:
-        await self.take(from_email(record.value, record.received_at))
+    def handler_for(self, channel: ChannelReader) -> RecordHandler:
+        async def on_record(record: InboundRecord) -> None:
+            await self.take(channel.complaint(record))
 
-    async def on_social(self, record: InboundRecord) -> None:
-        await self.take(from_social(record.value, record.received_at))
-
-    async def on_app(self, record: InboundRecord) -> None:
-        await self.take(from_app(record.value, record.received_at))
+        return on_record
 
     async def on_action(self, record: InboundRecord) -> None:
         try:

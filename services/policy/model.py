@@ -290,6 +290,13 @@ class Policy(_Strict):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.business_time_zone)
 
+    @property
+    def category_names(self) -> list[str]:
+        """Every category a case can have: triage's own, then the default."""
+        names = [rule.name for rule in self.triage.categories]
+        return [*names, *([] if self.triage.default_category in names else
+                          [self.triage.default_category])]  # fmt: skip
+
 
 def examples_path(policy_file: Path, named: str) -> Path:
     """Where triage.model.examples is: an absolute path as it is; a relative one beside the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -23,29 +22,24 @@ async def apply_once(
 ) -> bool:
     """Apply ``update`` to the document unless ``cause_id`` was applied before.
 
-    A missing document is created first (holding only ``_id`` and ``applied`` until the
-    update lands): readers treat a document without their fields as not there yet.
+    One atomic upsert: the filter matches only while the cause is not yet recorded (and
+    the ``expect`` conditions hold, e.g. the revision read), and the update records it. A
+    missing document is created by the same operation. ``expect`` must not hold equality
+    conditions for a document that may not exist yet (an upsert would copy them into it).
 
-    ``expect`` adds optimistic-concurrency conditions (e.g. the revision read).
-    Returns False when the cause was already applied; raises RetryLater when the
-    document changed under us (the record is redelivered and decided afresh).
+    Returns False when the cause was already applied; raises RetryLater when the document
+    changed under us (the record is redelivered and decided afresh).
     """
-    # Read by _id first, and create a missing document with a plain insert, so that the
-    # guarded update below normally matches: on FerretDB 1.x a filter beyond _id that
-    # matches nothing costs a scan of the whole collection (MongoDB uses the _id index).
-    current = await collection.find_one({"_id": document_id}, {APPLIED: 1})
-    if current is not None and cause_id in current.get(APPLIED, []):
-        return False
-    if current is None:
-        with contextlib.suppress(DuplicateKeyError):  # someone else created it just now
-            await collection.insert_one({"_id": document_id, APPLIED: []})
     update = dict(update)
     update["$push"] = {**update.get("$push", {}), APPLIED: cause_id}
     query: Document = {"_id": document_id, APPLIED: {"$ne": cause_id}, **(expect or {})}
-    result = await collection.update_one(query, update)
-    if result.modified_count:
+    try:
+        await collection.update_one(query, update, upsert=True)
         return True
-    current = await collection.find_one({"_id": document_id}, {APPLIED: 1})
-    if current and cause_id in current.get(APPLIED, []):
+    except DuplicateKeyError:
+        # The document exists but the filter did not match it: applied before, or changed.
+        pass
+    current = await collection.find_one({"_id": document_id, APPLIED: cause_id}, {"_id": 1})
+    if current is not None:
         return False
     raise RetryLater(f"{document_id} changed concurrently")

@@ -11,10 +11,12 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
@@ -24,13 +26,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.policy import PolicySource
+from services.runtime.batches import Links, by_key, plan_lanes, rewind_points
 from services.runtime.clock import Clock, system_clock
+from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
 from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
 from services.runtime.lag import LagMonitor
 from services.runtime.logs import quiet_payload_loggers
-from services.runtime.metrics import CommonMetrics, StoreCommandTimer
+from services.runtime.metrics import STORE_LISTENERS, CommonMetrics, StoreCommandTimer
 from services.runtime.records import InboundRecord
 from services.runtime.settings import ServiceSettings
 
@@ -45,9 +49,6 @@ CASE_NUMBER = re.compile(r"CS\d{8}-\d+")
 
 # How long background loops get to finish their current pass on shutdown.
 SHUTDOWN_GRACE_SECONDS = 20.0
-
-# A record whose dependency never arrives is dead-lettered after this many tries.
-MAX_RETRY_LATER_ATTEMPTS = 20
 
 
 def _raw_bytes_decoder(message: Any) -> Any:
@@ -68,18 +69,35 @@ class ServiceKit:
             name,
             self.registry if settings.metrics_enabled else None,
             settings.max_publish_bytes,
+            settings.publish_linger_ms,
+        )
+        timers = (
+            [StoreCommandTimer(self.metrics.store_latency, name)]
+            if settings.metrics_enabled
+            else []
         )
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongodb_uri,
             tz_aware=True,
             serverSelectionTimeoutMS=5000,
-            event_listeners=[StoreCommandTimer(self.metrics.store_latency, name)]
-            if settings.metrics_enabled
-            else [],
+            event_listeners=[*timers, *STORE_LISTENERS],
         )
-        self.db: AsyncDatabase[Document] = self.mongo[f"{settings.mongodb_database_prefix}_{name}"]
+        database = f"{settings.mongodb_database_prefix}_{name}"
+        # Handlers running side by side share round trips (see services/runtime/coalescing.py).
+        self.db: AsyncDatabase[Document] = (
+            CoalescingDatabase(
+                self.mongo,
+                database,
+                StoreBatcher(self.mongo, transactions=settings.store_commit_in_transactions),
+            )
+            if settings.store_coalescing
+            else self.mongo[database]
+        )
         self.policy = PolicySource(settings.policy_file)
-        self._attempts: dict[str, int] = {}
+        # Per record position: failed tries (back-off) and when it first waited on a
+        # dependency (the budget before it is dead-lettered as dependency_missing).
+        self._failures: dict[str, int] = {}
+        self._waiting_since: dict[str, float] = {}
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._background: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -91,7 +109,8 @@ class ServiceKit:
 
     # --- consuming -----------------------------------------------------------------
 
-    def subscribe(self, topic: str, handler: RecordHandler) -> None:
+    def subscribe(self, topic: str, handler: RecordHandler, links: Links = by_key) -> None:
+        """Consume ``topic`` in batches; ``links`` says which records must stay in order."""
         group_id = f"{self.settings.consumer_group_prefix}.{self.name}.{topic}"
         self.lag.subscriptions.append((self.settings.topic_prefix + topic, group_id))
 
@@ -100,57 +119,91 @@ class ServiceKit:
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            batch=True,
+            max_records=self.settings.batch_max_records,
+            batch_timeout_ms=self.settings.batch_timeout_ms,
+            fetch_min_bytes=self.settings.fetch_min_bytes,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             decoder=_raw_bytes_decoder,
             title=f"{self.name}:{topic}",
         )
         async def consume(msg: KafkaMessage) -> None:
-            await self.process(InboundRecord.from_consumer_record(msg.raw_message), handler)
+            records = [InboundRecord.from_consumer_record(raw) for raw in msg.raw_message]
+            rewind = await self.process_batch(records, handler, links)
+            # Returning commits every position the consumer holds: rewound partitions
+            # commit up to their first unfinished record, which comes again next poll.
+            for (name, partition), offset in rewind.items():
+                msg.consumer.seek(TopicPartition(name, partition), offset)
 
-    async def process(self, record: InboundRecord, handler: RecordHandler) -> None:
-        """Run one record through ``handler``: return to commit, raise to redeliver."""
+    async def process_batch(
+        self, records: list[InboundRecord], handler: RecordHandler, links: Links
+    ) -> dict[tuple[str, int], int]:
+        """Run a batch lane by lane; return where each partition must be rewound to."""
+        unfinished: list[InboundRecord] = []
+        slots = asyncio.Semaphore(self.settings.batch_lanes)
+
+        async def run(lane: list[InboundRecord]) -> None:
+            async with slots:
+                for index, record in enumerate(lane):
+                    if not await self.process(record, handler):
+                        unfinished.extend(lane[index:])
+                        return
+
+        await asyncio.gather(*(run(lane) for lane in plan_lanes(records, links)))
+        if unfinished:
+            failures = max(self._failures.get(r.position, 1) for r in unfinished)
+            delay = min(0.05 * 2 ** min(failures, 10), self.settings.retry_backoff_max_seconds)
+            await asyncio.sleep(delay)  # pacing redelivery during an outage, not synchronisation
+        return rewind_points(unfinished)
+
+    async def process(self, record: InboundRecord, handler: RecordHandler) -> bool:
+        """Run one record through ``handler``: True when done, False to redeliver it."""
         try:
-            if record.value is not None and len(record.value) > self.settings.max_record_bytes:
-                raise InputRejected(
-                    "too_large",
-                    f"record of {len(record.value)} bytes exceeds the limit of "
-                    f"{self.settings.max_record_bytes} bytes",
-                )
-            await handler(record)
-        except InputRejected as rejected:
-            await self.reject(record, rejected.code, rejected.reason)
-        except RetryLater as waiting:
-            attempts = self._attempts.get(record.position, 0) + 1
-            self._attempts[record.position] = attempts
-            if attempts >= MAX_RETRY_LATER_ATTEMPTS:
+            try:
+                if record.value is not None and len(record.value) > self.settings.max_record_bytes:
+                    raise InputRejected(
+                        "too_large",
+                        f"record of {len(record.value)} bytes exceeds the limit of "
+                        f"{self.settings.max_record_bytes} bytes",
+                    )
+                await handler(record)
+            except InputRejected as rejected:
+                await self.reject(record, rejected.code, rejected.reason)
+            except RetryLater as waiting:
+                # A dependency that has not arrived yet gets a time budget; outages of the
+                # store or broker do not spend it (they are not the record's fault).
+                since = self._waiting_since.setdefault(record.position, time.monotonic())
+                if time.monotonic() - since < self.settings.dependency_wait_seconds:
+                    return self._redeliver(record, "retry_later")
                 await self.reject(record, "dependency_missing", f"gave up waiting: {waiting}")
-            else:
-                await self._back_off(record, "retry_later", attempts)
-                raise
-        except TRANSIENT_ERRORS as outage:
-            attempts = self._attempts.get(record.position, 0) + 1
-            self._attempts[record.position] = attempts
-            log.warning(
-                "transient failure, record will be redelivered: %s",
-                type(outage).__name__,
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            )
-            await self._back_off(record, type(outage).__name__, attempts)
-            raise
-        except Exception as bug:
-            # A defect in our code must not stall the partition nor lose the record:
-            # it is parked in the DLQ (replayable after the fix) and logged loudly.
-            log.exception("handler failed", extra={"topic": record.topic, "offset": record.offset})
-            await self.reject(record, "internal_error", f"{type(bug).__name__}: {bug}")
-        self._attempts.pop(record.position, None)
+            except TRANSIENT_ERRORS as outage:
+                log.warning(
+                    "transient failure, record will be redelivered: %s",
+                    type(outage).__name__,
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                    },
+                )
+                return self._redeliver(record, type(outage).__name__)
+            except Exception as bug:
+                # A defect in our code must not stall the partition nor lose the record:
+                # it is parked in the DLQ (replayable after the fix) and logged loudly.
+                log.exception(
+                    "handler failed", extra={"topic": record.topic, "offset": record.offset}
+                )
+                await self.reject(record, "internal_error", f"{type(bug).__name__}: {bug}")
+        except TRANSIENT_ERRORS as outage:  # the DLQ itself out of reach
+            return self._redeliver(record, type(outage).__name__)
+        self._failures.pop(record.position, None)
+        self._waiting_since.pop(record.position, None)
+        return True
 
-    async def _back_off(self, record: InboundRecord, error: str, attempts: int) -> None:
+    def _redeliver(self, record: InboundRecord, error: str) -> bool:
+        self._failures[record.position] = self._failures.get(record.position, 0) + 1
         self.metrics.redeliveries.labels(self.name, record.topic, error).inc()
-        delay = min(0.05 * 2 ** min(attempts, 10), self.settings.retry_backoff_max_seconds)
-        await asyncio.sleep(delay)  # pacing redelivery during an outage, not synchronisation
+        return False
 
     async def reject(self, record: InboundRecord, code: str, reason: str) -> None:
         await self.publish([rejection_message(record, reason, self.name, self.clock(), code)])

@@ -30,6 +30,26 @@ class ServiceSettings(BaseSettings):
     max_publish_bytes: int = 16 * 1024 * 1024
     # Redelivery back-off while the store or broker is unreachable.
     retry_backoff_max_seconds: float = 5.0
+    # A record waiting for a fact from another topic (RetryLater) is dead-lettered as
+    # dependency_missing after this long; outages do not count against it.
+    dependency_wait_seconds: float = 600.0
+    # Consuming: up to this many records per poll and one commit per batch; this many
+    # lanes (independent cases) handled at once.
+    batch_max_records: int = 500
+    batch_timeout_ms: int = 50
+    # A fetch returns once this much is there or this long has passed: under load fewer,
+    # larger fetches; when idle, a few empty ones a second per subscription.
+    fetch_min_bytes: int = 32 * 1024
+    fetch_max_wait_ms: int = 100
+    batch_lanes: int = 64
+    # How long the producer waits to fill a produce request (latency for fewer requests).
+    publish_linger_ms: int = 5
+    # Send the single-document calls of concurrent handlers as one command each (off only
+    # to measure what it saves).
+    store_coalescing: bool = True
+    # Commit a coalesced batch of writes as one transaction where the store has them: one
+    # log sync for the batch on a store that syncs every commit (the local one does).
+    store_commit_in_transactions: bool = True
     # Off only to measure what metrics cost (make bench): no FastStream middleware, no
     # store timings, no lag measurement. Business counters stay (they are the product).
     metrics_enabled: bool = True
