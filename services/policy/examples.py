@@ -79,9 +79,49 @@ def parse_examples(path: Path, categories: list[str] | None = None) -> ExampleSe
     return ExampleSet(path, tuple(rows), hashlib.sha256(raw).hexdigest())
 
 
-def load_examples(path: Path, categories: list[str], minimum: int) -> ExampleSet:
-    """Examples fit to train from: every category has at least ``minimum`` of them."""
+_LEVELS = ("normal", "high", "urgent")
+
+
+def label_problems(rows: tuple[LabeledExample, ...], urgency_of: dict[str, str]) -> list[str]:
+    """Rows whose labels contradict the labeling guide, given each category's urgency
+    (categories are in precedence order): urgent exactly when an urgent category is present,
+    at least the urgency of the categories present, the earlier of two precedence
+    categories first, a secondary that is not the primary again."""
+    order = list(urgency_of)
+    problems: list[str] = []
+    for row in rows:
+        present = [row.category, *([row.secondary] if row.secondary else [])]
+        needed = max((urgency_of[name] for name in present), key=_LEVELS.index)
+        why = []
+        if row.secondary == row.category:
+            why.append("secondary repeats the category")
+        if (needed == "urgent") != (row.urgency == "urgent"):
+            why.append(f"urgency {row.urgency} with {'/'.join(present)}")
+        elif _LEVELS.index(row.urgency) < _LEVELS.index(needed):
+            why.append(f"urgency {row.urgency} below {needed} of {'/'.join(present)}")
+        if (
+            row.secondary
+            and urgency_of[row.secondary] != "normal"
+            and order.index(row.secondary) < order.index(row.category)
+        ):
+            why.append(f"{row.secondary} comes before {row.category}")
+        if why:
+            problems.append(f"{row.id}: {'; '.join(why)}")
+    return problems
+
+
+def load_examples(path: Path, urgency_of: dict[str, str], minimum: int) -> ExampleSet:
+    """Examples fit to train from: labels consistent with the guide (``urgency_of`` maps
+    each category, in precedence order, to its urgency), every category with at least
+    ``minimum`` examples."""
+    categories = list(urgency_of)
     examples = parse_examples(path, categories)
+    problems = label_problems(examples.rows, urgency_of)
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
+        raise ExamplesError(f"examples file {path}: labels contradict the guide: {shown}")
     counts = {name: 0 for name in categories}
     for row in examples.rows:
         counts[row.category] += 1

@@ -329,7 +329,10 @@ def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
     try:
         examples = load_examples(
             examples_path(path, model.examples),
-            policy.triage.category_names,
+            {
+                **{rule.name: rule.urgency for rule in policy.triage.categories},
+                policy.triage.default_category: "normal",
+            },
             model.min_examples_per_category,
         )
     except ExamplesError as exc:

@@ -115,6 +115,45 @@ def _write_examples(path: Path, edit: object) -> None:
             "urgency",
         ),
         (lambda lines: [*lines, lines[0]], "appears twice"),
+        # Labels that contradict the labeling guide.
+        (
+            lambda lines: [
+                *lines,
+                '{"id": "x3", "text": "hi", "category": "other", "urgency": "urgent"}',
+            ],
+            "x3: urgency urgent with other",
+        ),
+        (
+            lambda lines: [
+                *lines,
+                '{"id": "x4", "text": "hi", "category": "delivery", '
+                '"secondary": "legal", "urgency": "high"}',
+            ],
+            "x4: urgency high with delivery/legal",
+        ),
+        (
+            lambda lines: [
+                *lines,
+                '{"id": "x5", "text": "hi", "category": "billing", "urgency": "normal"}',
+            ],
+            "x5: urgency normal below high of billing",
+        ),
+        (
+            lambda lines: [
+                *lines,
+                '{"id": "x6", "text": "hi", "category": "legal", '
+                '"secondary": "product_safety", "urgency": "urgent"}',
+            ],
+            "x6: product_safety comes before legal",
+        ),
+        (
+            lambda lines: [
+                *lines,
+                '{"id": "x7", "text": "hi", "category": "delivery", '
+                '"secondary": "delivery", "urgency": "normal"}',
+            ],
+            "x7: secondary repeats the category",
+        ),
         (lambda lines: [line for line in lines if '"technical"' not in line], "fewer than"),
     ],
 )
