@@ -56,6 +56,9 @@ class CategoryRule(_Strict):
     # IS the complaint ("never arrived", "doesn't work", "refund not received").
     negatable: bool = False
     evidence: list[Evidence] = Field(min_length=1)
+    # Phrases that contain one of the terms but are no evidence for the category: a term
+    # found inside one of them does not count ("Fire TV", "fire him", "時間膨脹").
+    not_terms: list[str] = Field(default_factory=list)
 
     @property
     def terms(self) -> list[str]:
@@ -118,12 +121,20 @@ class TriageModel(_Strict):
     # Rule evidence enters the model as features, multiplied by this (text features are
     # TF-IDF weights of a unit-length vector, so about 1 puts rules on a par with words).
     rule_feature_scale: float = Field(gt=0)
+    # A text whose character (or word) features weigh less than this share of the median
+    # training example's is scaled as if it weighed that much: short texts carry less
+    # evidence (0 = every text scaled to unit length).
+    short_text_share: float = Field(default=0.0, ge=0, le=1)
     # Terms weighing less than 1 add up to at most this: weak hints alone never decide.
     weak_evidence_cap: float = Field(gt=0, le=1)
     # Probability at which a category counts as present (primary/secondary, urgency), and
     # the bar for safety or legal when the rules found no decisive evidence for them.
     presence: float = Field(gt=0, le=1)
     urgent_presence: float = Field(gt=0, le=1)
+    # A complaint whose most probable category stays below this, with no rule terms for it
+    # and nothing more urgent than normal, is a general complaint (an app form's hint may
+    # then decide).
+    general_below: float = Field(default=0.3, ge=0, le=1)
     # Probability of severe dissatisfaction (from a second model trained on the examples'
     # high vs normal urgency) at which a normal-urgency complaint becomes high.
     severe_at: float = Field(gt=0, le=1)
@@ -179,6 +190,12 @@ class TriagePolicy(_Strict):
     def category_names(self) -> list[str]:
         """Every category, in priority order, the default last."""
         return [rule.name for rule in self.categories] + [self.default_category]
+
+    @property
+    def urgency_of(self) -> dict[str, str]:
+        """Each category's own urgency, in priority order, the default (normal) last."""
+        return {**{rule.name: rule.urgency for rule in self.categories},
+                self.default_category: "normal"}  # fmt: skip
 
     @model_validator(mode="after")
     def _complete(self) -> TriagePolicy:
@@ -329,10 +346,7 @@ def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
     try:
         examples = load_examples(
             examples_path(path, model.examples),
-            {
-                **{rule.name: rule.urgency for rule in policy.triage.categories},
-                policy.triage.default_category: "normal",
-            },
+            policy.triage.category_names,
             model.min_examples_per_category,
         )
     except ExamplesError as exc:

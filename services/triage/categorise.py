@@ -6,9 +6,10 @@ the categories more urgent than normal, in policy order (product_safety, legal, 
 refund: a double charge on a late parcel is billing), otherwise the most probable of the
 rest; the secondary is the next present one.
 
-Rules overrule the model for urgent categories (safety, legal): decisive rule evidence
-(a term of weight 1) makes them present whatever the model says, so the model never down-grades them.
-The model alone may make them present too, from ``urgent_presence``, unless the only
+Urgent (safety or legal present) is its own decision. Rules overrule the model: decisive
+rule evidence (a term of weight 1) makes a category present whatever the model says, so the
+model never down-grades them. The model's urgent head may make them present too, from
+``urgent_presence`` (chosen on author-group cross-validation for recall), unless the only
 mentions of that category are negated ("I'm not going to sue"): the model may raise
 urgency, but it does not overrule a negation the rules understood.
 
@@ -75,19 +76,38 @@ class _Signals:
         total = sum(self.scores[other] for other in group)
         return total >= bar and max(group, key=self.scores.__getitem__) == name
 
-    def present(self, name: str) -> bool:
+    def urgent_present(self) -> list[str]:
+        """The urgent categories present. Urgency is its own decision: decisive rule
+        evidence makes a category present whatever the model says (the model never
+        down-grades the rules' urgent); otherwise the model's probability of urgent reaching
+        ``urgent_presence`` does, for the urgent categories it finds probable (at least the
+        more probable one), except one whose only mentions the rules read as negated ("I'm
+        not going to sue"): the model does not overrule a negation the rules understood."""
+        settings, evidence = self.policy.triage.model, self.evidence
+        names = [name for name in self.scores if self.urgency_of[name] == "urgent"]
+        present = [name for name in names if evidence.decisive(name)]
+        if self.prediction.urgent < settings.urgent_presence:
+            return present
+        negated = {name for name in names if self._negated_only(name)}
+        probable = [
+            name for name in names if name not in negated and self.scores[name] >= settings.presence
+        ]
+        likeliest = max(names, key=self.scores.__getitem__)
+        # When the likeliest urgent category is one the rules read as negated, the model's
+        # urgency is most likely that negated mention's ("I won't sue, but…").
+        extra = probable or ([likeliest] if likeliest not in negated else [])
+        return [name for name in names if name in present or name in extra]
+
+    def _negated_only(self, name: str) -> bool:
+        found = self.evidence.categories.get(name)
+        return found is not None and bool(found.negated) and not found.terms
+
+    def present(self, name: str, urgent: list[str]) -> bool:
         settings = self.policy.triage.model
         if name == self.policy.triage.default_category:
             return False
         if self.urgency_of[name] == "urgent":
-            found = self.evidence.categories.get(name)
-            if self.evidence.decisive(name):
-                return True  # rules overrule the model for safety and legal
-            if found is not None and found.negated and not found.terms:
-                return False  # only negated mentions: the model does not overrule them
-            return self.scores[name] >= settings.urgent_presence or self._level_leader(
-                name, settings.urgent_presence
-            )
+            return name in urgent
         if self.urgency_of[name] == "high":
             return self.scores[name] >= settings.presence or self._level_leader(
                 name, settings.presence
@@ -98,7 +118,8 @@ class _Signals:
         """(primary, secondary) by the guide's precedence, then by probability."""
         names = self.policy.triage.category_names
         scores, urgency_of = self.scores, self.urgency_of
-        present_names = [name for name in names if self.present(name)]
+        urgent = self.urgent_present()
+        present_names = [name for name in names if self.present(name, urgent)]
         ahead = [name for name in present_names if urgency_of[name] != "normal"]
         # After the categories that take precedence, the one the complaint is mainly about:
         # the highest score, the default ("other") included.
@@ -107,7 +128,7 @@ class _Signals:
         found = self.evidence.categories.get(primary)
         if (
             not ahead
-            and scores[primary] < self.policy.triage.model.presence
+            and scores[primary] < self.policy.triage.model.general_below
             and not (found and found.terms)
         ):
             # Nothing in the text names an issue and the model is unsure: a general
@@ -156,6 +177,10 @@ class _Signals:
         explained = self.prediction.explain(primary, rules.model.explain_features)
         words = ", ".join(repr(f) for f in explained) or "no strong words"
         reasons.append(f"model: {words} → {primary} ({probability.get(primary, 0.0):.2f})")
+        if self.urgency_of[primary] == "urgent" and not evidence.decisive(primary):
+            top = self.prediction.explain_urgent(rules.model.explain_features)
+            words = ", ".join(repr(f) for f in top) or "no strong words"
+            reasons.append(f"model: {words} → urgent ({self.prediction.urgent:.2f})")
         if secondary:
             found = evidence.categories.get(secondary)
             why = (f"mentions {quote(found.terms)}" if found and found.terms

@@ -27,7 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from services.policy import Policy, PolicyError, load_policy
-from services.policy.examples import ExamplesError, LabeledExample, parse_examples
+from services.policy.examples import ExamplesError, LabeledExample, label_problems, parse_examples
 from services.policy.model import DEFAULT_POLICY_FILE
 from services.triage.categorise import categorise
 from services.triage.classifier import TriageClassifier, example_text, train
@@ -250,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(f"policy {policy.version}, {source}")
+    problems = label_problems([o.row for o in report.outcomes], policy.triage.urgency_of)
+    if problems:
+        ids = ", ".join(problem.split(":")[0] for problem in problems[:10])
+        print(
+            f"{len(problems)} rows' labels contradict the labeling guide ({ids}{' …' if len(problems) > 10 else ''})"
+        )
     print("\n".join(report.lines(policy.triage.category_names, args.errors)))
     floors = {
         "category accuracy": (report.category_accuracy, args.min_category),

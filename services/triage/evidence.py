@@ -67,10 +67,11 @@ class CompiledLexicon:
     def __init__(self, policy: Policy) -> None:
         rules = policy.triage
         self.scope = NegationScope(rules.negation)
-        self.categories: list[tuple[CategoryRule, TermSet]] = [
-            (rule, TermSet((t, g.weight) for g in rule.evidence for t in g.terms))
+        self.categories: list[tuple[CategoryRule, TermSet, TermSet]] = [
+            (rule, TermSet((t, g.weight) for g in rule.evidence for t in g.terms),
+             TermSet((t, 1.0) for t in rule.not_terms))
             for rule in rules.categories
-        ]
+        ]  # fmt: skip
         harm = rules.body_harm
         self.body = TermSet((t, 1.0) for t in harm.body)
         self.not_body = TermSet((t, 1.0) for t in harm.not_body)
@@ -83,7 +84,8 @@ class CompiledLexicon:
         self.repeat = TermSet((t, 1.0) for t in rules.repeat.terms)
         self.inquiry = TermSet((t, 1.0) for t in rules.inquiry.terms)
         self.index = TermIndex([
-            *(terms for _, terms in self.categories), self.body, self.not_body,
+            *(terms for _, terms, _ in self.categories),
+            *(excluded for _, _, excluded in self.categories), self.body, self.not_body,
             self.harm_words, self.vulnerable, self.severity, self.repeat, self.inquiry,
             *self.scope.term_sets,
         ])  # fmt: skip
@@ -94,11 +96,7 @@ class CompiledLexicon:
 
     def _body_harm(self, prepared: PreparedText) -> list[str]:
         """ "<body part> … <harm word>" for each pair found in one clause, harm not negated."""
-        excluded = [(hit.start, hit.end) for hit in self.not_body.hits(prepared)]
-        bodies = [
-            hit for hit in self.body.hits(prepared)
-            if not any(start <= hit.start < end for start, end in excluded)
-        ]  # fmt: skip
+        bodies = _outside(self.body.hits(prepared), self.not_body.hits(prepared))
         if not bodies:
             return []
         harms = [hit for hit in self._affirmed(prepared, self.harm_words, True) if not hit.negated]
@@ -121,8 +119,10 @@ class CompiledLexicon:
         prepared = self.scope.prepare(text, self.index)
         found: dict[str, CategoryEvidence] = {}
         vulnerable = _distinct(prepared, self.vulnerable.hits(prepared))
-        for rule, terms in self.categories:
-            hits = self._affirmed(prepared, terms, rule.negatable)
+        for rule, terms, excluded in self.categories:
+            hits = _outside(terms.hits(prepared), excluded.hits(prepared))
+            if rule.negatable:
+                hits = self.scope.mark(prepared, hits)
             weights: dict[str, float] = {}
             surface: dict[str, str] = {}  # policy term -> the customer's words
             for hit in hits:
@@ -154,6 +154,14 @@ class CompiledLexicon:
             angry_emoji=any(char in _ANGRY for char in original),
             inquiry=bool(self.inquiry.hits(prepared)),
         )  # fmt: skip
+
+
+def _outside(hits: list[Hit], excluded: list[Hit]) -> list[Hit]:
+    """The hits that do not start inside an excluded phrase."""
+    if not excluded:
+        return hits
+    spans = [(hit.start, hit.end) for hit in excluded]
+    return [hit for hit in hits if not any(start <= hit.start < end for start, end in spans)]
 
 
 def _distinct(prepared: PreparedText, hits: Iterable[Hit]) -> list[str]:

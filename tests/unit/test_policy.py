@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from services.policy import PolicyError, PolicySource, load_policy
+from services.policy.examples import LabeledExample, label_problems
 from services.policy.model import DEFAULT_POLICY_FILE
 from tests.support.policy_files import copy_policy
 
@@ -115,45 +116,6 @@ def _write_examples(path: Path, edit: object) -> None:
             "urgency",
         ),
         (lambda lines: [*lines, lines[0]], "appears twice"),
-        # Labels that contradict the labeling guide.
-        (
-            lambda lines: [
-                *lines,
-                '{"id": "x3", "text": "hi", "category": "other", "urgency": "urgent"}',
-            ],
-            "x3: urgency urgent with other",
-        ),
-        (
-            lambda lines: [
-                *lines,
-                '{"id": "x4", "text": "hi", "category": "delivery", '
-                '"secondary": "legal", "urgency": "high"}',
-            ],
-            "x4: urgency high with delivery/legal",
-        ),
-        (
-            lambda lines: [
-                *lines,
-                '{"id": "x5", "text": "hi", "category": "billing", "urgency": "normal"}',
-            ],
-            "x5: urgency normal below high of billing",
-        ),
-        (
-            lambda lines: [
-                *lines,
-                '{"id": "x6", "text": "hi", "category": "legal", '
-                '"secondary": "product_safety", "urgency": "urgent"}',
-            ],
-            "x6: product_safety comes before legal",
-        ),
-        (
-            lambda lines: [
-                *lines,
-                '{"id": "x7", "text": "hi", "category": "delivery", '
-                '"secondary": "delivery", "urgency": "normal"}',
-            ],
-            "x7: secondary repeats the category",
-        ),
         (lambda lines: [line for line in lines if '"technical"' not in line], "fewer than"),
     ],
 )
@@ -202,3 +164,35 @@ def test_a_changed_examples_file_is_a_policy_change_and_a_bad_one_is_refused(
     os.utime(examples, (6, 6))
     assert source.current() is second
     assert source.last_error and "is not JSON" in source.last_error
+
+
+def _row(id_: str, category: str, urgency: str, secondary: str | None = None) -> LabeledExample:
+    return LabeledExample(id=id_, text="t", category=category, secondary=secondary, urgency=urgency)
+
+
+def test_labels_that_contradict_the_guide_are_found() -> None:
+    urgency_of = load_policy().triage.urgency_of
+    rows = [
+        _row("ok1", "delivery", "normal", "product_defect"),
+        _row("ok2", "delivery", "high"),  # severe dissatisfaction
+        _row("ok3", "product_safety", "urgent", "billing"),
+        _row("ok4", "refund", "high", "delivery"),
+        _row("x3", "other", "urgent"),
+        _row("x4", "delivery", "high", "legal"),
+        _row("x5", "billing", "normal"),
+        _row("x6", "legal", "urgent", "product_safety"),
+        _row("x7", "delivery", "normal", "delivery"),
+    ]
+    assert label_problems(rows, urgency_of) == [
+        "x3: urgency urgent with other",
+        "x4: urgency high with delivery/legal; legal comes before delivery",
+        "x5: urgency normal below high of billing",
+        "x6: product_safety comes before legal",
+        "x7: secondary repeats the category",
+    ]
+
+
+def test_the_bundled_examples_follow_the_labeling_guide() -> None:
+    policy = load_policy()
+    assert policy.triage_examples is not None
+    assert label_problems(policy.triage_examples.rows, policy.triage.urgency_of) == []
