@@ -67,6 +67,14 @@ TABLE: list[tuple[str, str, str, str | None]] = [
     ("我不是要告你們啦，只是訂的書包到現在還沒寄到", D, "normal", None),
     ("Luckily my son didn't touch it, the charger was smoking.", S, "urgent", None),
     ("If this happens again I'll call a lawyer.", L, "urgent", None),
+    # a negation in the condition does not reach the threat; double negatives threaten too
+    ("If you don't refund me I'll sue.", L, "urgent", None),
+    ("如果下週還沒退款，不排除找媒體", L, "urgent", None),
+    ("Still no refund and I won't hesitate to contact trading standards.", L, "urgent", None),
+    ("I won't be suing, I just want the refund", R, "high", None),
+    # figures of speech are not harm
+    ("Please fire whoever was on the till this afternoon, he rolled his eyes at me the whole time.", A, "normal", None),
+    ("Our Fire TV stick restarts itself every ten minutes.", P, "normal", None),
     # several issues: the guide's order decides the primary, the next is secondary
     ("The parcel came a week late and I was charged twice for it.", B, "high", D),
     ("The mug was cracked and it cut my finger when I washed it.", S, "urgent", P),
