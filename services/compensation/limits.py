@@ -124,18 +124,23 @@ class Limits:
         done = list((charge or {}).get("done", []))
         operation = f"{offer_id}#{len(done)}"
         delta = new_cents - int((charge or {}).get("cents", 0))
-        await self._ensure(self.budgets, budget_key, {"spent_cents": 0, "pending": []})
         room = (
             {} if budget is None or delta <= 0 else {"spent_cents": {"$lte": cents(budget) - delta}}
         )
-        result = await self.budgets.update_one(
-            {"_id": budget_key, "pending": {"$ne": operation}, **room},
-            {"$inc": {"spent_cents": delta}, "$push": {"pending": operation}},
-        )
-        if not result.modified_count:
-            doc = await self.budgets.find_one({"_id": budget_key}) or {}
-            if operation not in doc.get("pending", []):
+        for attempt in range(2):
+            result = await self.budgets.update_one(
+                {"_id": budget_key, "pending": {"$ne": operation}, **room},
+                {"$inc": {"spent_cents": delta}, "$push": {"pending": operation}},
+            )
+            if result.modified_count:
+                break
+            doc = await self.budgets.find_one({"_id": budget_key})
+            if doc is None and attempt == 0:  # the month's first charge: create it, again
+                await self._ensure(self.budgets, budget_key, {"spent_cents": 0, "pending": []})
+                continue
+            if operation not in (doc or {}).get("pending", []):
                 return False  # no room left in the month's budget
+            break
         await self.budget_charges.update_one(
             {"_id": offer_id},
             {"$set": {"budget": budget_key, "cents": new_cents}, "$addToSet": {"done": operation}},
@@ -183,7 +188,6 @@ class Limits:
         now: datetime, window: timedelta,
     ) -> bool:  # fmt: skip
         """Charge ``amount`` once for ``offer_id`` if the customer's rolling cap allows it."""
-        await self._ensure(self.customers, customer_id, {"charges": [], "version": 0})
         for _ in range(CAS_ATTEMPTS):
             doc = await self.customers.find_one({"_id": customer_id}) or {}
             charges = doc.get("charges", [])
@@ -193,13 +197,19 @@ class Limits:
             used = sum(charge["cents"] for charge in recent)
             if cap is not None and used + cents(amount) > cents(cap):
                 return False
-            result = await self.customers.update_one(
-                {"_id": customer_id, "version": doc.get("version", 0)},
-                {"$set": {"charges": [*recent, {"offer_id": offer_id, "cents": cents(amount), "at": now}]},
-                 "$inc": {"version": 1}},
-            )  # fmt: skip
-            if result.modified_count:
+            try:
+                # An upsert: the customer's first charge creates the document (version 0
+                # stands for "none yet"); a version someone else moved on is a duplicate key.
+                await self.customers.update_one(
+                    {"_id": customer_id, "version": doc.get("version", 0)},
+                    {"$set": {"charges": [*recent, {"offer_id": offer_id, "cents": cents(amount),
+                                                    "at": now}]},
+                     "$inc": {"version": 1}},
+                    upsert=True,
+                )  # fmt: skip
                 return True
+            except DuplicateKeyError:
+                continue  # another charge came first: read again
         return False  # too much contention: the caller asks for approval instead
 
     async def release_customer(self, customer_id: str, offer_id: str) -> None:

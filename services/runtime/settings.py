@@ -40,7 +40,7 @@ class ServiceSettings(BaseSettings):
     # A fetch returns once this much is there or this long has passed: under load fewer,
     # larger fetches; when idle, a few empty ones a second per subscription.
     fetch_min_bytes: int = 32 * 1024
-    fetch_max_wait_ms: int = 100
+    fetch_max_wait_ms: int = 50
     batch_lanes: int = 64
     # How long the producer waits to fill a produce request (latency for fewer requests).
     publish_linger_ms: int = 5

@@ -429,8 +429,8 @@ async def measure(args: argparse.Namespace) -> list[str]:
     watcher = Watcher()
     await watcher.start()
     try:
-        # A first small burst warms every service (group joins, caches, policy load).
-        await burst(watcher, 30, args.customers, timeout=600)
+        # A first burst warms every process (group joins, pools, caches, the broker's JIT).
+        await burst(watcher, args.warmup, args.customers, timeout=600)
         result = await burst(watcher, args.burst, args.customers, timeout=args.timeout)
         lines += row("empty store", args.burst, result, raw)
         if args.load_seconds > 0:
@@ -469,6 +469,7 @@ def row(label: str, count: int, result: dict[str, float], raw: float) -> list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--customers", type=int, default=500)
     parser.add_argument("--load-rate", type=float, default=100.0)
     parser.add_argument("--load-seconds", type=float, default=60.0)

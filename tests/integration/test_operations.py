@@ -9,7 +9,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import sys
 import urllib.request
 import uuid
@@ -24,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.runtime.metrics import STORE_LISTENERS
 from tests.support.infra import REPO_ROOT, Infra
 from tests.support.kafka import OUTBOUND_TOPICS, EventReader, Upstream
+from tests.support.ports import free_port_block
 from tests.support.query_plans import QueryRecorder, full_scans
 from tests.support.served import served
 from tests.support.system import FakeClock
@@ -48,12 +48,6 @@ def _feed_module() -> Any:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get_blocking(url: str) -> bytes:
@@ -101,9 +95,7 @@ async def test_metrics_dashboard_and_prometheus_after_the_sample_flow(
     feed = _feed_module()
     clock = FakeClock(T0)
     prefix = f"{namespace}.ops{uuid.uuid4().hex[:4]}."
-    port_base = _free_port()
-    while any(not _port_free(port_base + i) for i in range(4)):
-        port_base = _free_port()
+    port_base = free_port_block(4)
     reader = EventReader(infra.kafka_bootstrap_servers, tuple(prefix + t for t in OUTBOUND_TOPICS))
     upstream = Upstream(infra.kafka_bootstrap_servers)
     await upstream.start()
@@ -181,11 +173,6 @@ async def _check_every_query_uses_an_index(infra: Infra, recorder: QueryRecorder
     shapes, scanning = await full_scans(infra.mongodb_uri, recorder.queries)
     assert shapes >= 20, f"only {shapes} query shapes recorded: is the recorder installed?"
     assert scanning == [], "queries without an index:\n" + "\n".join(scanning)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 async def _scrape_when_settled(urls: dict[str, str], cases: int) -> dict[str, Samples]:
@@ -266,7 +253,7 @@ def _check_dashboard_queries(scraped: dict[str, Samples]) -> None:
 
 
 async def _check_prometheus(tmp_path: Path, port_base: int, urls: dict[str, str]) -> None:
-    port = _free_port()
+    port = free_port_block(1)
     env = {**os.environ, "COMPLAINTS_RUN_DIR": str(tmp_path), "PROMETHEUS_PORT": str(port),
            "SERVICE_PORT_BASE": str(port_base)}  # fmt: skip
     script = REPO_ROOT / "deploy" / "local" / "prometheus.sh"

@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
 
 from tests.support.infra import REPO_ROOT, Infra
+from tests.support.ports import free_port_block
 
 SERVICES = ("intake", "triage", "compensation", "followup")
-
-
-def _free_port_base(count: int) -> int:
-    """``count`` consecutive free ports: a fixed base would collide with other sessions."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count < 65536 and all(_port_free(base + i) for i in range(count)):
-            return base
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -48,7 +33,7 @@ def test_services_start_in_background_write_endpoints_and_stop(
         # tests sent, minting case numbers that collide with the shared services' ones.
         "TOPIC_PREFIX": f"{namespace}up.",
         "COMPLAINTS_RUN_DIR": str(tmp_path),
-        "SERVICE_PORT_BASE": str(_free_port_base(len(SERVICES))),
+        "SERVICE_PORT_BASE": str(free_port_block(len(SERVICES))),
     }
     script = REPO_ROOT / "deploy" / "local" / "services.sh"
     try:
