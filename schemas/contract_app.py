@@ -15,7 +15,14 @@ from pydantic import BaseModel, create_model
 from schemas.cloudevents import CloudEvent
 from schemas.events import EVENT_TYPES
 from schemas.inbound import AppSubmission, CaseActionRecord, CustomerProfile, SocialPost
-from schemas.topics import CASE_ACTIONS, CUSTOMER_PROFILES, INBOUND_APP, INBOUND_SOCIAL
+from schemas.topics import (
+    CASE_ACTIONS,
+    CUSTOMER_ERASURES,
+    CUSTOMER_PROFILES,
+    DLQ,
+    INBOUND_APP,
+    INBOUND_SOCIAL,
+)
 
 
 def envelope_for(event_type: str, data_model: type[BaseModel]) -> type[CloudEvent]:
@@ -67,6 +74,13 @@ async def customer_profiles(message: CustomerProfile) -> None: ...
 async def case_actions(message: CaseActionRecord) -> None: ...
 
 
+# Topics whose records are not keyed by a case number.
+KEYS = {
+    CUSTOMER_ERASURES: "customer id (the erasure id when the request named none)",
+    DLQ: "the rejected record's key",
+}
+
+
 def _register_publishers() -> None:
     by_topic: dict[str, list[str]] = {}
     for event_type, (topic, _) in EVENT_TYPES.items():
@@ -75,10 +89,11 @@ def _register_publishers() -> None:
         union: Any = ENVELOPES[event_types[0]]
         for event_type in event_types[1:]:
             union = union | ENVELOPES[event_type]
+        key = KEYS.get(topic, "case number")
         broker.publisher(
             topic,
             title=topic,
-            description="CloudEvents 1.0 (structured JSON), key = case number: "
+            description=f"CloudEvents 1.0 (structured JSON), key = {key}: "
             + ", ".join(event_types),
             schema=union,
         )

@@ -16,6 +16,7 @@ CASES_COMPENSATION = "cases.compensation"
 CASES_FOLLOWUPS = "cases.followups"
 CASES_RESOLVED = "cases.resolved"
 NOTIFICATIONS = "notifications.outbound"
+CUSTOMER_ERASURES = "customers.erasures"
 DLQ = "complaints.dlq"
 
 
@@ -23,6 +24,9 @@ DLQ = "complaints.dlq"
 class TopicSpec:
     name: str
     compacted: bool = False
+    # Its records carry personal data (texts, addresses, recipients, comments): Kafka
+    # keeps them only the policy's topic_retention_days (dead letters: dlq_retention_days).
+    personal: bool = True
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -38,5 +42,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CASES_FOLLOWUPS),
     TopicSpec(CASES_RESOLVED),
     TopicSpec(NOTIFICATIONS),
+    # Counts and ids only: the record of who asked to be erased, kept as the broker keeps.
+    TopicSpec(CUSTOMER_ERASURES, personal=False),
     TopicSpec(DLQ),
 )

@@ -35,10 +35,10 @@ async def test_editing_the_policy_file_changes_decisions(
     try:
         before = await triage("CS20261123-9101")
         assert before["urgency"] == "normal"
-        assert str(before["policy_version"]).startswith("2026.11-1+model.")
+        assert str(before["policy_version"]).startswith("2026.11-2+model.")
 
         # Delivery problems become high urgency, under a new version.
-        edited = text.replace('version = "2026.11-1"', 'version = "2026.11-2"').replace(
+        edited = text.replace('version = "2026.11-2"', 'version = "2026.11-3"').replace(
             'name = "delivery"\nurgency = "normal"', 'name = "delivery"\nurgency = "high"'
         )
         assert edited.count('urgency = "high"') > text.count('urgency = "high"')
@@ -46,7 +46,7 @@ async def test_editing_the_policy_file_changes_decisions(
         os.utime(policy, (T0.timestamp() + 1, T0.timestamp() + 1))
         after = await triage("CS20261123-9102")
         assert after["urgency"] == "high"
-        assert str(after["policy_version"]).startswith("2026.11-2+model.")
+        assert str(after["policy_version"]).startswith("2026.11-3+model.")
 
         # A broken edit is refused: the service keeps deciding by the last good file.
         policy.write_text(edited.replace("respond_within_hours = 4", "respond_within_hours = -1"))
@@ -65,7 +65,7 @@ async def test_editing_the_policy_file_changes_decisions(
         )
         os.utime(examples, (T0.timestamp() + 3, T0.timestamp() + 3))
         retrained = await triage("CS20261123-9104")
-        assert str(retrained["policy_version"]).startswith("2026.11-2+model.")
+        assert str(retrained["policy_version"]).startswith("2026.11-3+model.")
         assert retrained["policy_version"] != after["policy_version"]
 
         # A broken examples file is refused too: the last good model keeps deciding.
