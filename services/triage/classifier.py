@@ -21,6 +21,7 @@ in ``reasons``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -49,7 +50,15 @@ from services.triage.features import (
     rule_features,
 )
 
-__all__ = ["Prediction", "TriageClassifier", "classifier_for", "example_text", "train"]
+__all__ = [
+    "Prediction",
+    "TriageClassifier",
+    "classifier_for",
+    "ensure_trained",
+    "example_text",
+    "is_trained",
+    "train",
+]
 
 
 def _sigmoid(score: float) -> float:
@@ -303,16 +312,33 @@ _versions: dict[int, tuple[Policy | None, str]] = {}
 
 def classifier_for(policy: Policy) -> TriageClassifier:
     """The policy's model, trained on first use and cached by model version."""
-    examples = policy.triage_examples
-    if examples is None:
+    if policy.triage_examples is None:
         raise ValueError("the policy has no triage examples (load it with load_policy)")
+    return _classifier(policy, _model_version(policy))
+
+
+def _model_version(policy: Policy) -> str:
+    examples = policy.triage_examples
+    assert examples is not None
     version = _versions.get(id(policy), (None, ""))
     if version[0] is not policy:
         version = (policy, model_version(examples.digest, policy.triage))
         if len(_versions) >= 8:
             _versions.clear()
         _versions[id(policy)] = version
-    return _classifier(policy, version[1])
+    return version[1]
+
+
+def is_trained(policy: Policy) -> bool:
+    """Whether ``policy``'s model is ready (deciding with it will not train)."""
+    return policy.triage_examples is not None and _model_version(policy) in _trained
+
+
+async def ensure_trained(policy: Policy) -> None:
+    """Train ``policy``'s model, if needed, in a worker thread: training takes seconds of
+    CPU, and a service must keep heartbeating its consumer group and answering probes."""
+    if not is_trained(policy):
+        await asyncio.to_thread(classifier_for, policy)
 
 
 def _classifier(policy: Policy, version: str) -> TriageClassifier:

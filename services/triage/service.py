@@ -18,6 +18,7 @@ from schemas.topics import (
     CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
 )
+from services.policy import Policy
 from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
@@ -28,6 +29,7 @@ from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.per_turn import PerTurn
 from services.runtime.records import InboundRecord, parse_cloudevent
 from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
+from services.triage.classifier import ensure_trained
 from services.triage.deadlines import DeadlineWatcher
 from services.triage.events import (
     decision_document,
@@ -87,6 +89,7 @@ class TriageService:
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
+        self.kit.on_startup(self.train_model)
         self.kit.on_startup(self.watcher.ensure_indexes)
         self.kit.background(self.watcher.run)
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
@@ -96,6 +99,16 @@ class TriageService:
         self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
         self.kit.on_startup(self.retention.ensure_indexes)
         self.kit.background(self.retention.run)
+
+    async def current_policy(self) -> Policy:
+        """The policy in force, its model trained (off the event loop when it is new)."""
+        policy = self.kit.policy.current()
+        await ensure_trained(policy)
+        return policy
+
+    async def train_model(self) -> None:
+        # Before the first record is taken: the first complaints should not wait for it.
+        await ensure_trained(self.kit.policy.current())
 
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("customer_id", 1), ("received_at", 1)])
@@ -156,7 +169,7 @@ class TriageService:
         customer_id = data.get("customer_id")
         customer = await self.customers.find_one({"_id": customer_id}) if customer_id else None
         previous = await self.previous_cases(customer_id, case_number, received_at)
-        policy = self.kit.policy.current()
+        policy = await self.current_policy()
         decision = decide(facts_from_opened(data, customer, previous), policy)
         case = {"opened": data, "customer": customer}
         message = triaged_message(case, decision, 1, self.kit.clock())
@@ -214,7 +227,7 @@ class TriageService:
                 "minimum_urgency_reason", case.get("minimum_urgency_reason")
             ),
         )
-        policy = self.kit.policy.current()
+        policy = await self.current_policy()
         previous_decision = decision_from_document(case["decision"])
         decision = (
             decide(facts, policy)
@@ -270,7 +283,7 @@ class TriageService:
 
     async def on_reopened(self, event: dict[str, Any]) -> None:
         data = event["data"]
-        policy = self.kit.policy.current()
+        policy = await self.current_policy()
         await self.redecide(
             data["case_number"],
             event["id"],
