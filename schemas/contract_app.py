@@ -15,7 +15,13 @@ from pydantic import BaseModel, create_model
 from schemas.cloudevents import CloudEvent
 from schemas.events import EVENT_TYPES
 from schemas.inbound import AppSubmission, CaseActionRecord, CustomerProfile, SocialPost
-from schemas.topics import CASE_ACTIONS, CUSTOMER_PROFILES, INBOUND_APP, INBOUND_SOCIAL
+from schemas.topics import (
+    CASE_ACTIONS,
+    CASES_INSIGHTS,
+    CUSTOMER_PROFILES,
+    INBOUND_APP,
+    INBOUND_SOCIAL,
+)
 
 
 def envelope_for(event_type: str, data_model: type[BaseModel]) -> type[CloudEvent]:
@@ -75,10 +81,11 @@ def _register_publishers() -> None:
         union: Any = ENVELOPES[event_types[0]]
         for event_type in event_types[1:]:
             union = union | ENVELOPES[event_type]
+        key = "insight id" if topic == CASES_INSIGHTS else "case number"
         broker.publisher(
             topic,
             title=topic,
-            description="CloudEvents 1.0 (structured JSON), key = case number: "
+            description=f"CloudEvents 1.0 (structured JSON), key = {key}: "
             + ", ".join(event_types),
             schema=union,
         )

@@ -35,7 +35,7 @@ from services.runtime.records import InboundRecord, parse_cloudevent
 _ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
 KNOWN_ACTIONS = {
     "accept_offer", "approve_compensation", "reject_compensation", "resolve",
-    "survey_response", "customer_reply", "first_response",
+    "survey_response", "customer_reply", "first_response", "acknowledge_insight",
 }  # fmt: skip
 
 
