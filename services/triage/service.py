@@ -25,6 +25,7 @@ from services.triage.events import (
     facts_from_opened,
     triaged_message,
 )
+from services.triage.insights.hook import Insights, with_reasons
 from services.triage.rules import decide, retriage
 from services.triage.settings import TriageSettings
 from services.triage.watch import DEADLINES, next_alarm_at, plan_alarms, stop
@@ -56,11 +57,13 @@ class TriageService:
         self.watcher = DeadlineWatcher(
             kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
         )
+        self.insights = Insights(kit, self.cases, settings)
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
         self.kit.on_startup(self.watcher.ensure_indexes)
         self.kit.background(self.watcher.run)
+        self.insights.register()
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
         self.kit.subscribe(CASES_OPENED, self.on_case_event, links=by_case_and_customer)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
@@ -116,6 +119,10 @@ class TriageService:
         previous = await self.previous_cases(customer_id, case_number, received_at)
         policy = self.kit.policy.current()
         decision = decide(facts_from_opened(data, customer, previous), policy)
+        stored = await self.cases.find_one(
+            {"_id": case_number}, {"applied": 1, "insights": 1, "insight_reasons": 1}
+        )
+        decision, observed = await self.insights.observe(data, decision, stored, event["id"])
         case = {"opened": data, "customer": customer}
         message = triaged_message(case, decision, 1, self.kit.clock())
         alarms = plan_alarms(
@@ -141,6 +148,8 @@ class TriageService:
                     "alarms": alarms,
                     "next_alarm_at": next_alarm_at(alarms),
                     "alarm_version": 0,
+                    "insights": observed.insights,
+                    "insight_reasons": observed.reasons,
                     **add_to_outbox([message]),
                 }
             },
@@ -174,10 +183,11 @@ class TriageService:
         )
         policy = self.kit.policy.current()
         previous_decision = decision_from_document(case["decision"])
-        decision = (
+        decision = with_reasons(
             decide(facts, policy)
             if "restart_clock_at" in change
-            else retriage(previous_decision, facts, policy)
+            else retriage(previous_decision, facts, policy),
+            list(case.get("insight_reasons") or []),
         )
         revision = int(case["revision"])
         update: dict[str, Any] = {
@@ -249,6 +259,9 @@ class TriageService:
             return  # the followup service owns rejecting malformed actions
         if not isinstance(action, dict):
             return
+        if action.get("type") == "acknowledge_insight":
+            await self.insights.on_acknowledge(action)
+            return
         stops = {"first_response": ("first_response",), "resolve": DEADLINES}.get(
             str(action.get("type"))
         )
@@ -263,6 +276,7 @@ class TriageService:
         if case is None or "decision" not in case:
             raise RetryLater(f"case {case_number} not triaged yet")
         stopped = stop(case.get("alarms") or {}, stops, at)
+        resolution = action.get("resolution") if action.get("type") == "resolve" else None
         await apply_once(
             self.cases,
             case_number,
@@ -272,10 +286,14 @@ class TriageService:
                     **{f"alarms.{name}.stopped_at": stopped[name]["stopped_at"]
                        for name in stops if name in stopped},
                     "next_alarm_at": next_alarm_at(stopped),
+                    **({"resolution_root_cause": resolution.get("root_cause", "unknown")}
+                       if isinstance(resolution, dict) else {}),
                 },
                 "$inc": {"alarm_version": 1},
             },
         )  # fmt: skip
+        if resolution is not None:
+            await self.insights.on_resolved(case_number, action_id, at, action)
 
     def count(self, category: str, urgency: str, escalated: bool) -> None:
         self.decisions.labels(category, urgency).inc()
