@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 OUTBOUND_TOPICS = (
     "cases.opened", "cases.triaged", "cases.compensation", "cases.followups",
-    "cases.resolved", "notifications.outbound", "complaints.dlq",
+    "cases.resolved", "cases.insights", "notifications.outbound", "complaints.dlq",
 )  # fmt: skip
 
 
