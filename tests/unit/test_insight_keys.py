@@ -36,7 +36,9 @@ def test_traditional_and_simplified_fold_to_one_spelling() -> None:
     ("traditional", "simplified"),
     [("馬克杯的把手裂開了", "马克杯的把手裂开了"), ("黑貓送的包裹還沒到", "黑猫送的包裹还没到")],
 )
-def test_chinese_key_phrases_are_the_same_in_both_scripts(traditional: str, simplified: str) -> None:
+def test_chinese_key_phrases_are_the_same_in_both_scripts(
+    traditional: str, simplified: str
+) -> None:
     assert keywords(traditional, 5, IGNORE) == keywords(simplified, 5, IGNORE)
 
 

@@ -35,7 +35,9 @@ def test_open_then_past_with_detection_delay_owner_and_systemic_resolutions() ->
     assert "product_defect: product — sku MUG-01" in text
     assert "first case 2026-11-23 10:00, detected 2026-11-23 15:15 (5 h 15 min after" in text
     assert "acknowledged by quality, subsided 2026-11-24 10:00, 1 resolved as systemic" in text
-    assert "product_safety     1 insight(s), 9 case(s), 0 resolved as systemic, detected 5 h" in text
+    assert (
+        "product_safety     1 insight(s), 9 case(s), 0 resolved as systemic, detected 5 h" in text
+    )
 
 
 def test_an_empty_store_says_so() -> None:
