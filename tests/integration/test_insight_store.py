@@ -71,19 +71,21 @@ async def test_sightings_and_samples_stay_bounded(store: InsightStore) -> None:
 
 async def test_one_open_insight_per_key(store: InsightStore) -> None:
     await store.count(KEY, Sighting("CS20261123-0001", "customer:C-1", T0), "s", 200, 3)
-    claims = await asyncio.gather(store.claim(KEY.id, "INS-a"), store.claim(KEY.id, "INS-b"))
+    claims = await asyncio.gather(store.claim(KEY.id, "INS-a", 0), store.claim(KEY.id, "INS-b", 0))
     assert claims[0] == claims[1] and claims[0] in {"INS-a", "INS-b"}
     await store.release(KEY.id, "INS-other")  # not the open one: nothing happens
-    assert await store.claim(KEY.id, "INS-c") == claims[0]
+    assert await store.claim(KEY.id, "INS-c", 1) == claims[0]
     await store.release(KEY.id, claims[0])
-    assert await store.claim(KEY.id, "INS-c") == "INS-c"
+    assert await store.claim(KEY.id, "INS-c", 0) is None  # a claim from before the first
+    assert await store.claim(KEY.id, "INS-c", 1) == "INS-c"
+    assert (await store.key_documents([KEY.id]))[KEY.id]["generation"] == 2
 
 
 async def test_quiet_keys_are_forgotten_and_open_ones_kept(store: InsightStore) -> None:
     quiet, busy = CaseKey("phrase", "other", "某詞"), CaseKey("phrase", "other", "另一詞")
     for key in (quiet, busy):
         await store.count(key, Sighting("CS20261101-0001", "customer:C-1", T0), "s", 200, 3)
-    await store.claim(busy.id, "INS-open")
+    await store.claim(busy.id, "INS-open", 0)
     later = T0 + timedelta(days=20)
     stale = await store.stale_keys(later, 100)
     assert quiet.id in stale and busy.id not in stale

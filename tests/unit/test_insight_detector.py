@@ -90,6 +90,8 @@ def test_insight_ids_are_stable_per_key_and_window_start() -> None:
     assert first.startswith("INS-20261123-")
     assert first != insight_id("product|product_defect|MUG-01", T0 + timedelta(hours=1))
     assert first != insight_id("product|product_defect|TEA-02", T0)
+    # The key's next insight, should it start in the same hour, is another one.
+    assert first != insight_id("product|product_defect|MUG-01", T0, generation=1)
 
 
 def test_stale_hours_are_the_ones_no_window_or_baseline_reads() -> None:
@@ -114,6 +116,7 @@ class Key:
     recent: list[Sighting] = field(default_factory=list)
     open_insight: str | None = None
     check_at: datetime | None = None
+    generation: int = 0
 
 
 @dataclass
@@ -150,7 +153,8 @@ class Replay:
             self.events.append(("updated", key.open_insight, verdict.count))
             key.check_at = verdict.subside_at or verdict.window_end
         elif verdict.above and verdict.first_seen is not None:
-            key.open_insight = insight_id(key_id, verdict.first_seen)
+            key.open_insight = insight_id(key_id, verdict.first_seen, key.generation)
+            key.generation += 1
             key.check_at = verdict.subside_at
             self.events.append(("detected", key.open_insight, verdict.count))
 

@@ -176,9 +176,12 @@ class Detector:
         overlap = [(j.insight_id, j.kind, j.cases) for j in joined]
         if suppressed_by(key.kind, verdict.cases, overlap, rules.overlap_share):
             return None
-        wanted = insight_id(key.id, verdict.first_seen)
-        holder = await self.store.claim(key.id, wanted)
-        if holder is not None and holder != wanted:  # another handler opened one first
+        generation = int(document.get("generation") or 0)
+        wanted = insight_id(key.id, verdict.first_seen, generation)
+        holder = await self.store.claim(key.id, wanted, generation)
+        if holder is None:  # another handler opened one and it closed already
+            return None
+        if holder != wanted:  # another handler opened one first
             other = await self.store.insight(holder)
             return await self._join(other, key, verdict, case_number) if other else None
         return await self._create(key, document, verdict, wanted, case_number)

@@ -125,10 +125,12 @@ def evaluate(
     )
 
 
-def insight_id(key_id: str, first_seen: datetime) -> str:
-    """Stable: the key and the hour its window's first case came in."""
+def insight_id(key_id: str, first_seen: datetime, generation: int = 0) -> str:
+    """Stable: the key, the hour its window's first case came in, and how many insights
+    the key had before (a surge right after one subsided may start in the same hour)."""
     start = _floor_hour(first_seen)
-    digest = uuid.uuid5(INSIGHT_NAMESPACE, f"{key_id}\x1f{start.isoformat()}").hex[:10]
+    fact = f"{key_id}\x1f{start.isoformat()}" + (f"\x1f{generation}" if generation else "")
+    digest = uuid.uuid5(INSIGHT_NAMESPACE, fact).hex[:10]
     return f"INS-{start:%Y%m%d}-{digest}"
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from services.triage.insights.redact import redact_names
+
 # Kinds of shared cause, most specific first: when groups of one complaint overlap, the
 # more specific one names the cause (see detector.suppressed_by).
 KINDS = ("product", "courier", "city", "phrase")
@@ -44,11 +46,26 @@ there there's these they they're this those through to too under until up upon u
 was via wasn't we we're were weren't what when where which while who whom why will with
 won't would wouldn't yet you you're your yours yourself yourselves
 """.split()  # noqa: SIM905 - a word list reads best as words
+) | frozenset(
+    # Numbers, order and calendar words (also closed classes): when, not what.
+    """
+one two three four five six seven eight nine ten first second third fourth fifth next last
+january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday
+""".split()  # noqa: SIM905
+)
+# jieba's part-of-speech tags of words that never name a cause: numerals and measure
+# words (两次, 一笔), time words (上周, 现在), adverbs (一直), pronouns, prepositions,
+# conjunctions, particles, interjections. Names are not among them: jieba tags 马克杯 as
+# a person's name; personal names are removed from the text before (redact.py).
+_CHINESE_GRAMMAR_TAGS = frozenset(
+    {"m", "mq", "q", "t", "tg", "d", "r", "p", "c", "u", "y", "e", "o"}
 )
 
 _load_lock = threading.Lock()
 _converter: Any = None
 _tfidf: Any = None
+_tags: dict[str, str] = {}
 
 
 def warm_up() -> None:
@@ -59,16 +76,19 @@ def warm_up() -> None:
 
 
 def _tools() -> tuple[Any, Any]:
-    global _converter, _tfidf  # noqa: PLW0603 - the libraries' dictionaries, loaded once
+    global _converter, _tfidf, _tags  # noqa: PLW0603 - the libraries' dictionaries, loaded once
     if _tfidf is None:
         with _load_lock:
             if _tfidf is None:
                 import jieba
                 import jieba.analyse
+                import jieba.posseg
                 import opencc
 
                 jieba.setLogLevel(logging.WARNING)
                 _converter = opencc.OpenCC("t2s")
+                jieba.posseg.dt.initialize()
+                _tags = jieba.posseg.dt.word_tag_tab
                 _tfidf = jieba.analyse.TFIDF()
     return _converter, _tfidf
 
@@ -94,7 +114,8 @@ def chinese_keywords(folded: str, limit: int, ignore: frozenset[str]) -> list[st
     found: list[str] = []
     # A few more than needed: some are ignored. jieba keeps words of 2+ characters.
     for word in tfidf.extract_tags("，".join(runs), topK=limit + 10):
-        if word not in ignore and _CJK_RUN.fullmatch(word):
+        grammar = _tags.get(word) in _CHINESE_GRAMMAR_TAGS
+        if word not in ignore and not grammar and _CJK_RUN.fullmatch(word):
             found.append(word)
         if len(found) == limit:
             break
@@ -170,7 +191,7 @@ def text_features(
     its key phrases. Couriers are read first and their words are not read again for
     cities ("新竹物流" is a courier, not the city 新竹); neither is read again for phrases
     (they have keys of their own)."""
-    folded = fold(text)
+    folded = fold(redact_names(text, marked=False))
     courier_pattern, courier_names = _gazetteer(_entries(couriers))
     found_couriers = [courier_names[m.group(0)] for m in courier_pattern.finditer(folded)]
     rest = courier_pattern.sub("，", folded)

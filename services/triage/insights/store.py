@@ -3,8 +3,8 @@
 - ``insight_keys``: per key (category + product / courier / city / phrase) its per-hour
   case counts (the baseline; stale hours are dropped), its last ``max_tracked_cases``
   sightings (the window's distinct customers, and the guard that counts a case once),
-  its last few sample texts and ``open_insight``, the one open insight it may have
-  (set by a conditional update: the atomic create).
+  its last few sample texts, ``open_insight``, the one open insight it may have (set
+  by a conditional update: the atomic create), and ``generation``, how many it had.
 - ``product_terms``: per folded word of a product name on app forms, the SKUs it was
   used for (a few: a word of several products names none).
 - ``insights``: per insight its window, counts, case list, samples, acknowledgement,
@@ -90,7 +90,7 @@ class InsightStore:
                               "samples": {"$each": [sample], "$slice": -max(samples, 1)}},
                     "$max": {"last_at": sighting.at},
                     "$setOnInsert": {"kind": key.kind, "category": key.category,
-                                     "value": key.value, "open_insight": None},
+                                     "value": key.value, "open_insight": None, "generation": 0},
                 },
                 upsert=True,
             )  # fmt: skip
@@ -110,10 +110,12 @@ class InsightStore:
                 {"_id": key_id}, {"$unset": {f"hours.{hour}": "" for hour in hours}}
             )
 
-    async def claim(self, key_id: str, insight_id: str) -> str | None:
-        """Make ``insight_id`` the key's open insight unless it has one: the open insight."""
+    async def claim(self, key_id: str, insight_id: str, generation: int) -> str | None:
+        """Make ``insight_id`` the key's open insight (its ``generation``-th) unless it has
+        one or another was opened meanwhile: the open insight, if any."""
         result = await self.keys.update_one(
-            {"_id": key_id, "open_insight": None}, {"$set": {"open_insight": insight_id}}
+            {"_id": key_id, "open_insight": None, "generation": generation},
+            {"$set": {"open_insight": insight_id}, "$inc": {"generation": 1}},
         )
         if result.modified_count:
             return insight_id
