@@ -34,7 +34,9 @@ LEASE = timedelta(seconds=30)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Cases taken per pass; what is left is due, so the next pass comes after poll_seconds.
 DUE_BATCH = 200
-GAUGE_EVERY_SECONDS = 15.0
+# The open-deadlines gauge counts every open deadline: the one query of the watcher that
+# grows with the open cases, so it runs rarely.
+GAUGE_EVERY_SECONDS = 300.0
 
 
 def warning_message(
@@ -146,8 +148,17 @@ class DeadlineWatcher:
             self._wake.set()
 
     async def earliest_alarm(self) -> datetime | None:
-        """The first entry of the `next_alarm_at` index (cases without alarms hold null)."""
-        found = self.cases.find({"next_alarm_at": {"$gte": EPOCH}}, {"_id": 0, "next_alarm_at": 1})
+        """The first alarm within the idle interval, or None if none is that close.
+
+        Bounded on purpose: some stores (the local one) fetch every match of a range before
+        applying the limit, so an open range would cost every open deadline each pass. An
+        alarm further away is found by a later pass; the watcher wakes at least every
+        idle_seconds.
+        """
+        horizon = self.kit.clock() + timedelta(seconds=self.idle_seconds)
+        found = self.cases.find(
+            {"next_alarm_at": {"$gte": EPOCH, "$lt": horizon}}, {"_id": 0, "next_alarm_at": 1}
+        )
         first = await found.sort("next_alarm_at", 1).to_list(1)
         return first[0]["next_alarm_at"] if first else None
 
@@ -170,7 +181,7 @@ class DeadlineWatcher:
                 self.known_next = await self.earliest_alarm()
                 if time.monotonic() - counted_at > GAUGE_EVERY_SECONDS:
                     counted_at = time.monotonic()
-                    # An index range count: O(open deadlines) every GAUGE_EVERY_SECONDS.
+                    # O(open deadlines), every GAUGE_EVERY_SECONDS only.
                     self.open_deadlines.set(
                         await self.cases.count_documents({"next_alarm_at": {"$gte": EPOCH}})
                     )
