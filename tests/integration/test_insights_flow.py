@@ -24,11 +24,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.runtime.kafka import topic_partitions
+from services.runtime.metrics import STORE_LISTENERS
 from services.triage.insights.report import load_insights, report_lines
 from services.triage.settings import TriageSettings
 from tests.support.infra import Infra
 from tests.support.isolated import Isolated
 from tests.support.kafka import Seen
+from tests.support.query_plans import QueryRecorder, full_scans
 from tests.support.system import FakeClock
 from tests.support.wait import eventually
 
@@ -110,6 +112,8 @@ def burst() -> list[tuple[str, bytes]]:
 
 
 class Flow(Isolated):
+    queries: QueryRecorder
+
     def insight_events(self) -> list[Seen]:
         return self.reader.matching(lambda s: s.type.startswith(INSIGHT_EVENTS))
 
@@ -151,8 +155,14 @@ class Flow(Isolated):
 async def flow(infra: Infra, namespace: str) -> AsyncIterator[Flow]:
     setup = Flow(infra, namespace, FakeClock(BURST - timedelta(days=15)),
                  names=("intake", "triage"), insights_poll_seconds=0.1)  # fmt: skip
-    async with setup:
-        yield setup
+    # Every query the services send (handlers, the insights' loop), explained at the end.
+    setup.queries = QueryRecorder(setup.namespace)
+    STORE_LISTENERS.append(setup.queries)
+    try:
+        async with setup:
+            yield setup
+    finally:
+        STORE_LISTENERS.remove(setup.queries)
 
 
 def action(kind: str, case: str, at: datetime, **extra: Any) -> bytes:
@@ -252,3 +262,10 @@ async def test_a_burst_of_cracked_mugs_is_one_insight_and_the_background_none(fl
     insights = await load_insights(settings, flow.clock.now - timedelta(days=30))
     lines = "\n".join(report_lines(insights, flow.clock.now))
     assert insight_id in lines and "subsided" in lines and "1 resolved as systemic" in lines
+
+    # Every store access of the flow, the insights' included, used an index.
+    recorded = {q.collection for q in flow.queries.queries}
+    assert {"insight_keys", "product_terms", "insights"} <= recorded, recorded
+    shapes, scanning = await full_scans(flow.infra.mongodb_uri, flow.queries.queries)
+    assert shapes >= 20, f"only {shapes} query shapes recorded"
+    assert scanning == [], "queries without an index:\n" + "\n".join(scanning)
