@@ -133,10 +133,11 @@ class Detector:
         keys = await self.keys_of(opened, category)
         sample = sample_text(opened.get("subject") or "", opened.get("text") or "",
                              rules.sample_chars)  # fmt: skip
-        await asyncio.gather(*(
+        counted = await asyncio.gather(*(
             self.store.count(key, sighting, sample, rules.max_tracked_cases, rules.sample_texts)
             for key in keys
         ))  # fmt: skip
+        fresh = {key.id for key, new in zip(keys, counted, strict=True) if new}
         documents = await self.store.key_documents(key.id for key in keys)
         observed, joined = Observed(), list[_Joined]()
         for key in keys:  # most specific first: they may hold the less specific ones' cases
@@ -148,7 +149,9 @@ class Detector:
             await self.store.drop_hours(
                 key.id, stale_hours(document.get("hours") or {}, verdict.window_end, rules)
             )
-            insight = await self._insight_for(key, document, verdict, case_number, joined)
+            insight = await self._insight_for(
+                key, document, verdict, case_number, joined, key.id in fresh
+            )
             if insight is not None:
                 observed.insights.append(insight["_id"])
                 observed.reasons.append(
@@ -159,9 +162,11 @@ class Detector:
 
     async def _insight_for(
         self, key: CaseKey, document: Document, verdict: Verdict, case_number: str,
-        joined: list[_Joined],
+        joined: list[_Joined], fresh: bool = True,
     ) -> Document | None:  # fmt: skip
-        """The open insight this case is part of through ``key``, opened now if due."""
+        """The open insight this case is part of through ``key``, opened now if due.
+        A case the key counted before (``fresh`` False: a redelivery) opens nothing: it
+        may join the open insight of its window, never start a new one."""
         open_id = document.get("open_insight")
         if open_id:
             insight = await self.store.insight(open_id)
@@ -170,7 +175,7 @@ class Detector:
             if insight.get("status") == "open":
                 return await self._join(insight, key, verdict, case_number)
             await self.store.release(key.id, open_id)  # subsided; the key was not told
-        if not verdict.above or verdict.first_seen is None:
+        if not fresh or not verdict.above or verdict.first_seen is None:
             return None
         rules = self.policy().insights
         overlap = [(j.insight_id, j.kind, j.cases) for j in joined]
@@ -188,7 +193,7 @@ class Detector:
 
     async def _create(
         self, key: CaseKey, document: Document, verdict: Verdict, new_id: str, case_number: str
-    ) -> Document:
+    ) -> Document | None:
         policy = self.policy()
         rules = policy.insights
         now = self.clock()
@@ -211,9 +216,13 @@ class Detector:
 
     async def _join(
         self, insight: Document, key: CaseKey, verdict: Verdict, case_number: str
-    ) -> Document:
+    ) -> Document | None:
         if case_number in insight["case_numbers"]:
             return insight
+        if case_number not in verdict.cases:
+            # Older than the key's window (a late or long-redelivered case): it is not
+            # part of this surge, whatever it was part of before.
+            return None
         rules = self.policy().insights
         now = self.clock()
         listed = [*insight["case_numbers"], case_number][: rules.max_listed_cases]
