@@ -55,7 +55,7 @@ async def test_a_case_counts_once_per_key_even_when_counted_again_concurrently(
     assert document["hours"] == {"2026112302": 2}
     assert [s.case_number for s in sightings(document)] == ["CS20261123-0001", "CS20261123-0002"]
     assert document["samples"] == ["s", "t"] and document["open_insight"] is None
-    await store.drop_hours(KEY.id, ["2026112302"])
+    await store.trim(KEY.id, ["2026112302"])
     assert (await store.key_documents([KEY.id]))[KEY.id]["hours"] == {}
 
 
@@ -67,6 +67,16 @@ async def test_sightings_and_samples_stay_bounded(store: InsightStore) -> None:
     assert next(s.case_number for s in sightings(document)) == "CS20261123-0002"
     assert len(document["recent"]) == 10 and document["hours"] == {"2026112302": 12}
     assert document["samples"] == ["sample 9", "sample 10", "sample 11"]
+
+
+async def test_sightings_no_window_reads_again_are_trimmed(store: InsightStore) -> None:
+    for number in range(6):
+        at = T0 + timedelta(hours=number)
+        await store.count(KEY, Sighting(f"CS20261123-{number:04d}", "customer:C", at), "s", 200, 3)
+    await store.trim(KEY.id, [], sightings_before=T0 + timedelta(hours=4))
+    document = (await store.key_documents([KEY.id]))[KEY.id]
+    assert [s.case_number for s in sightings(document)] == ["CS20261123-0004", "CS20261123-0005"]
+    assert sum(document["hours"].values()) == 6  # the baseline keeps its counts
 
 
 async def test_one_open_insight_per_key(store: InsightStore) -> None:

@@ -63,9 +63,14 @@ class MemoryInsightStore:
     async def key_documents(self, ids: Iterable[str]) -> dict[str, Document]:
         return {i: copy.deepcopy(self.keys[i]) for i in ids if i in self.keys}
 
-    async def drop_hours(self, key_id: str, hours: Sequence[str]) -> None:
+    async def trim(
+        self, key_id: str, hours: Sequence[str], sightings_before: datetime | None = None
+    ) -> None:
         for hour in hours:
             self.keys[key_id]["hours"].pop(hour, None)
+        if sightings_before is not None:
+            key = self.keys[key_id]
+            key["recent"] = [entry for entry in key["recent"] if entry["t"] >= sightings_before]
 
     async def claim(self, key_id: str, insight_id: str, generation: int) -> str | None:
         key = self.keys[key_id]
@@ -202,9 +207,20 @@ def with_bursts(draw: st.DrawFn) -> list[Case]:
     return sorted(stream, key=lambda case: (case.at, case.number))
 
 
-def replay(stream: Sequence[Case], run: Run | None = None) -> Run:
+def replay(stream: Sequence[Case], run: Run | None = None, batch: int = 0) -> Run:
+    """``stream`` fed to the detector; with ``batch``, every batch of that many records
+    is delivered twice, as a consumer rewound to a batch's start after a crash does."""
     run = run or Run()
-    asyncio.run(run.feed(stream))
+    if not batch:
+        asyncio.run(run.feed(stream))
+        return run
+
+    async def twice() -> None:
+        for start in range(0, len(stream), batch):
+            await run.feed(stream[start : start + batch])
+            await run.feed(stream[start : start + batch])
+
+    asyncio.run(twice())
     return run
 
 
@@ -217,17 +233,18 @@ def test_streams_under_the_baseline_never_produce_an_insight(stream: list[Case])
 
 
 @settings(max_examples=30, deadline=None)
-@given(with_bursts())
+@given(with_bursts(), st.integers(1, 8))
 def test_a_stream_replayed_produces_the_same_insight_ids_and_redelivered_nothing(
-    stream: list[Case],
+    stream: list[Case], batch: int
 ) -> None:
     first, second = replay(stream), replay(stream)
     assert first.events == second.events  # same types, insights and event ids, in order
     assert sorted(first.store.insights) == sorted(second.store.insights)
     assert len(first.detected()) == len(set(first.detected()))
-    settled = list(first.events)
-    replay(stream, first)  # every record delivered again to the same store
-    assert first.events == settled
+    # Every batch delivered twice: the same events, nothing more. (A record of a case
+    # triage has stored is not shown to the detector again at all: hook.py; the
+    # integration test redelivers the whole burst that way.)
+    assert replay(stream, batch=batch).events == first.events
 
 
 def test_the_memory_store_and_detector_do_detect_a_burst() -> None:

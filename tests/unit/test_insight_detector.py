@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from services.policy import load_policy
 from services.triage.insights.detector import (
+    TRIM_BATCH,
     Sighting,
     Verdict,
     baseline,
@@ -22,6 +23,7 @@ from services.triage.insights.detector import (
     stale_hours,
     suppressed_by,
     threshold,
+    trim_before,
 )
 
 RULES = load_policy().insights
@@ -97,6 +99,18 @@ def test_insight_ids_are_stable_per_key_and_window_start() -> None:
 def test_stale_hours_are_the_ones_no_window_or_baseline_reads() -> None:
     hours = {hour_key(T0 - timedelta(days=16)): 1, hour_key(T0 - timedelta(days=14)): 1}
     assert stale_hours(hours, T0, RULES) == [hour_key(T0 - timedelta(days=16))]
+
+
+def test_sightings_are_trimmed_a_batch_at_a_time_once_two_windows_old() -> None:
+    end = T0 + timedelta(days=3)
+    before = end - timedelta(hours=2 * RULES.window_hours)
+    old = [seen(n, before - timedelta(minutes=n + 1)) for n in range(TRIM_BATCH)]
+    recent = [seen(100 + n, before + timedelta(minutes=n)) for n in range(50)]
+    assert trim_before(old[:-1] + recent, end, RULES) is None  # not a batch yet
+    assert trim_before(old + recent, end, RULES) == before
+    # Nothing a window ending at ``end`` or later counts is older than ``before``.
+    verdict = evaluate(old + recent, {}, "product", "product_defect", RULES, end=end)
+    assert all(s.at >= before for s in old + recent if s.case_number in verdict.cases)
 
 
 def test_a_less_specific_group_inside_an_open_insight_is_the_same_cause() -> None:

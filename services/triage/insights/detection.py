@@ -27,6 +27,7 @@ from services.triage.insights.detector import (
     insight_id,
     stale_hours,
     suppressed_by,
+    trim_before,
 )
 from services.triage.insights.keys import (
     CaseKey,
@@ -139,16 +140,22 @@ class Detector:
         ))  # fmt: skip
         fresh = {key.id for key, new in zip(keys, counted, strict=True) if new}
         documents = await self.store.key_documents(key.id for key in keys)
+        verdicts = {key.id: evaluate(sightings(documents[key.id]),
+                                     documents[key.id].get("hours") or {},
+                                     key.kind, key.category, rules)
+                    for key in keys if key.id in documents}  # fmt: skip
+        # What no window will read again goes, all keys at once (one round of the lanes).
+        await asyncio.gather(*(
+            self.store.trim(key_id, stale_hours(documents[key_id].get("hours") or {},
+                                                verdict.window_end, rules),
+                            trim_before(sightings(documents[key_id]), verdict.window_end, rules))
+            for key_id, verdict in verdicts.items()
+        ))  # fmt: skip
         observed, joined = Observed(), list[_Joined]()
         for key in keys:  # most specific first: they may hold the less specific ones' cases
-            document = documents.get(key.id)
-            if document is None:
+            if key.id not in verdicts:
                 continue
-            verdict = evaluate(sightings(document), document.get("hours") or {},
-                               key.kind, key.category, rules)  # fmt: skip
-            await self.store.drop_hours(
-                key.id, stale_hours(document.get("hours") or {}, verdict.window_end, rules)
-            )
+            document, verdict = documents[key.id], verdicts[key.id]
             insight = await self._insight_for(
                 key, document, verdict, case_number, joined, key.id in fresh
             )

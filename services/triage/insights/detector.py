@@ -141,6 +141,26 @@ def stale_hours(hours: Iterable[str], end: datetime, rules: InsightsPolicy) -> l
     return [key for key in hours if key < oldest_kept]
 
 
+# Sightings no window will count again are removed from a key this many at a time: the
+# store rewrites a whole key document on every count (a key holding 200 sightings and 15
+# days of hours costs 10x a small one per update), and one removal per few dozen cases
+# keeps the document near one window's worth without a second write per case.
+TRIM_BATCH = 16
+
+
+def trim_before(
+    sightings: Sequence[Sighting], end: datetime, rules: InsightsPolicy
+) -> datetime | None:
+    """The moment before which a key's sightings may go, once there are ``TRIM_BATCH``
+    of them; None meanwhile. Windows only move forward (they end at the key's latest
+    sighting or now), so sightings older than the window ending at ``end`` are never
+    counted again; one more window is kept as the guard against counting a case twice
+    when its record comes again soon after (a crash before its case was stored)."""
+    before = end - timedelta(hours=2 * rules.window_hours)
+    aged = sum(1 for sighting in sightings if sighting.at < before)
+    return before if aged >= TRIM_BATCH else None
+
+
 def suppressed_by(
     kind: str,
     window_cases: Sequence[str],

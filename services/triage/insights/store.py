@@ -104,11 +104,17 @@ class InsightStore:
         found = await asyncio.gather(*(self.keys.find_one({"_id": key_id}) for key_id in wanted))
         return {doc["_id"]: doc for doc in found if doc is not None}
 
-    async def drop_hours(self, key_id: str, hours: Sequence[str]) -> None:
+    async def trim(
+        self, key_id: str, hours: Sequence[str], sightings_before: datetime | None = None
+    ) -> None:
+        """Drop hour buckets and sightings no window or baseline will read again."""
+        update: Document = {}
         if hours:
-            await self.keys.update_one(
-                {"_id": key_id}, {"$unset": {f"hours.{hour}": "" for hour in hours}}
-            )
+            update["$unset"] = {f"hours.{hour}": "" for hour in hours}
+        if sightings_before is not None:
+            update["$pull"] = {"recent": {"t": {"$lt": sightings_before}}}
+        if update:
+            await self.keys.update_one({"_id": key_id}, update)
 
     async def claim(self, key_id: str, insight_id: str, generation: int) -> str | None:
         """Make ``insight_id`` the key's open insight (its ``generation``-th) unless it has
