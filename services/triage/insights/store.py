@@ -2,7 +2,9 @@
 
 - ``insight_keys``: per key (category + product / courier / city / phrase) its per-hour
   case counts (the baseline; stale hours are dropped), its last ``max_tracked_cases``
-  sightings (the window's distinct customers, and the guard that counts a case once),
+  sightings of the last two windows (the window's distinct customers, and the guard
+  that counts a case once when its record comes again soon after; older ones are
+  trimmed a batch at a time),
   its last few sample texts, ``open_insight``, the one open insight it may have (set
   by a conditional update: the atomic create), and ``generation``, how many it had.
 - ``product_terms``: per folded word of a product name on app forms, the SKUs it was
