@@ -18,7 +18,9 @@ from schemas.inbound import AppSubmission, CaseActionRecord, CustomerProfile, So
 from schemas.topics import (
     CASE_ACTIONS,
     CASES_INSIGHTS,
+    CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
+    DLQ,
     INBOUND_APP,
     INBOUND_SOCIAL,
 )
@@ -73,6 +75,14 @@ async def customer_profiles(message: CustomerProfile) -> None: ...
 async def case_actions(message: CaseActionRecord) -> None: ...
 
 
+# Topics whose records are not keyed by a case number.
+KEYS = {
+    CUSTOMER_ERASURES: "customer id (the erasure id when the request named none)",
+    DLQ: "the rejected record's key",
+    CASES_INSIGHTS: "insight id",
+}
+
+
 def _register_publishers() -> None:
     by_topic: dict[str, list[str]] = {}
     for event_type, (topic, _) in EVENT_TYPES.items():
@@ -81,7 +91,7 @@ def _register_publishers() -> None:
         union: Any = ENVELOPES[event_types[0]]
         for event_type in event_types[1:]:
             union = union | ENVELOPES[event_type]
-        key = "insight id" if topic == CASES_INSIGHTS else "case number"
+        key = KEYS.get(topic, "case number")
         broker.publisher(
             topic,
             title=topic,

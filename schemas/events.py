@@ -112,6 +112,11 @@ class ApprovalRequested(_Data):
     approver_role: str
     reasons: list[str]
     policy_version: str | None = None
+    # A pending approval asked again: the n-th reminder of this offer (absent on the first
+    # request and on an escalation).
+    reminder: int | None = None
+    # Passed up because the role below did not decide in time: the role it came from.
+    escalated_from: str | None = None
 
 
 class CompensationAccepted(_Data):
@@ -161,6 +166,14 @@ class FollowupAnswered(_Data):
     score: int
 
 
+class FollowupCancelled(_Data):
+    """A scheduled satisfaction check that will not happen, and why."""
+
+    case_number: str
+    followup_id: str
+    reason: str
+
+
 class CaseReopened(_Data):
     case_number: str
     reason: str
@@ -182,6 +195,19 @@ class CaseResolved(_Data):
     followup_due_at: Timestamp
     resolved_by: str | None = None  # the actor of the resolve action
     reopen_count: int = 0
+    # 1 for the record of a resolution; + 1 each time a later compensation outcome
+    # (an acceptance, an expiry's fallback) changes its `compensation`.
+    revision: int = 1
+
+
+class ReplyFlagged(_Data):
+    """An agent's reply that breaks the house rules; advisory, the reply went out."""
+
+    case_number: str
+    action_id: str
+    problems: list[str]  # sentences a team lead can read
+    problem_codes: list[str] = Field(default_factory=list)  # the same, as short codes
+    first: bool | None = None  # whether it was checked as the case's first reply
 
 
 InsightKind = Literal["product", "courier", "city", "phrase"]
@@ -247,6 +273,21 @@ class InputRejected(_Data):
     received_at: Timestamp | None = None
 
 
+class CustomerErased(_Data):
+    """What one service erased for an ``erase_customer`` request: counts, never the data."""
+
+    customer_id: str | None
+    erased_at: Timestamp
+    # What was erased or masked, per kind (e.g. cases, messages, customer_profiles).
+    counts: dict[str, int]
+    service: str
+    erasure_id: str  # the erase_customer action's action_id
+    # The cases found for the customer (intake's event lists them for the other services).
+    case_numbers: list[str] = Field(default_factory=list)
+    # Every CRM id the request matched (its customer_id, profiles found by its identities).
+    customer_ids: list[str] = Field(default_factory=list)
+
+
 # Event type names, with the data model each one carries, for the exports.
 EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.case.opened": ("cases.opened", CaseOpened),
@@ -254,6 +295,7 @@ EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.case.triaged": ("cases.triaged", CaseTriaged),
     "complaint.case.sla_at_risk": ("cases.triaged", SlaWarning),
     "complaint.case.sla_breached": ("cases.triaged", SlaWarning),
+    "complaint.reply.flagged": ("cases.triaged", ReplyFlagged),
     "complaint.compensation.proposed": ("cases.compensation", CompensationProposed),
     "complaint.compensation.approval_requested": ("cases.compensation", ApprovalRequested),
     "complaint.compensation.accepted": ("cases.compensation", CompensationAccepted),
@@ -262,11 +304,13 @@ EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.followup.scheduled": ("cases.followups", FollowupScheduled),
     "complaint.followup.sent": ("cases.followups", FollowupSent),
     "complaint.followup.answered": ("cases.followups", FollowupAnswered),
+    "complaint.followup.cancelled": ("cases.followups", FollowupCancelled),
     "complaint.case.reopened": ("cases.followups", CaseReopened),
     "complaint.case.resolved": ("cases.resolved", CaseResolved),
     "complaint.insight.detected": ("cases.insights", InsightEvent),
     "complaint.insight.updated": ("cases.insights", InsightEvent),
     "complaint.insight.subsided": ("cases.insights", InsightEvent),
     "complaint.notification.requested": ("notifications.outbound", NotificationRequested),
+    "complaint.customer.erased": ("customers.erasures", CustomerErased),
     "complaint.input.rejected": ("complaints.dlq", InputRejected),
 }

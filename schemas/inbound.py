@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from schemas.common import Money, Timestamp
 
@@ -124,6 +124,45 @@ class FirstResponse(_Action):
     type: Literal["first_response"]
 
 
+class Reply(_Action):
+    """An agent's message to the customer. The first one stops the first-response clock;
+    each is checked against the reply rules (advisory: never blocked)."""
+
+    type: Literal["reply"]
+    text: str = Field(min_length=1)
+    first: bool = False
+
+
+class ErasureIdentities(_Inbound):
+    """How the customer is known on the channels: as in the CRM profile."""
+
+    emails: list[str] = Field(default_factory=list)
+    phones: list[str] = Field(default_factory=list)
+    # platform → the customer's author id there
+    social: dict[str, str] = Field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.emails or self.phones or self.social)
+
+
+class EraseCustomer(_Action):
+    """The customer's right to erasure (GDPR art. 17, Taiwan PDPA art. 11): every personal
+    field the system keeps about them is erased or irreversibly masked; case numbers,
+    categories, urgencies, amounts and dates stay for statistics and audit."""
+
+    type: Literal["erase_customer"]
+    # Not about one case: may be empty.
+    case_number: str = ""
+    customer_id: str | None = Field(default=None, min_length=1)
+    identities: ErasureIdentities = Field(default_factory=ErasureIdentities)
+
+    @model_validator(mode="after")
+    def _someone(self) -> EraseCustomer:
+        if self.customer_id is None and self.identities.empty():
+            raise ValueError("erase_customer needs customer_id or at least one identity")
+        return self
+
+
 class AcknowledgeInsight(_Action):
     """Ops take ownership of a systemic issue; it stops alerting. ``case_number`` is any
     case of the insight (the action is about the insight)."""
@@ -141,6 +180,8 @@ CaseAction = Annotated[
     | SurveyResponse
     | CustomerReply
     | FirstResponse
+    | Reply
+    | EraseCustomer
     | AcknowledgeInsight,
     Field(discriminator="type"),
 ]

@@ -18,6 +18,7 @@ CASES_RESOLVED = "cases.resolved"
 # Systemic issues found across cases, keyed by insight id.
 CASES_INSIGHTS = "cases.insights"
 NOTIFICATIONS = "notifications.outbound"
+CUSTOMER_ERASURES = "customers.erasures"
 DLQ = "complaints.dlq"
 
 
@@ -25,6 +26,9 @@ DLQ = "complaints.dlq"
 class TopicSpec:
     name: str
     compacted: bool = False
+    # Its records carry personal data (texts, addresses, recipients, comments): Kafka
+    # keeps them only the policy's topic_retention_days (dead letters: dlq_retention_days).
+    personal: bool = True
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -41,5 +45,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CASES_RESOLVED),
     TopicSpec(CASES_INSIGHTS),
     TopicSpec(NOTIFICATIONS),
+    # Counts and ids only: the record of who asked to be erased, kept as the broker keeps.
+    TopicSpec(CUSTOMER_ERASURES, personal=False),
     TopicSpec(DLQ),
 )

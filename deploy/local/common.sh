@@ -35,6 +35,15 @@ port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# wait_for_port PORT SECONDS: true once something listens on 127.0.0.1:PORT.
+wait_for_port() {
+  for _ in $(seq 1 $(( $2 * 10 ))); do
+    port_free "$1" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # require_port PORT WHAT HINT: fail with a clear message when the port stays taken
 # (a server that is still shutting down gets 15 s to let go of it).
 require_port() {
@@ -61,4 +70,50 @@ stop_pid() {
   log "$name did not stop within 30 s; killing"
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidfile"
+}
+
+# make_tls DIR NAME: a local CA (once per DIR: DIR/ca.pem, DIR/ca.key) and a certificate
+# NAME.pem / NAME.key it signed for 127.0.0.1 and localhost (server and client use). For the
+# opt-in secure modes of the local Kafka and store; never for anything but this machine.
+make_tls() {
+  local dir="$1" name="$2"
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  if [ ! -f "$dir/ca.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=complaints local CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  fi
+  if [ ! -f "$dir/$name.pem" ]; then
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
+      -keyout "$dir/$name.key" -out "$dir/$name.csr" 2>/dev/null
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth,clientAuth" \
+      "authorityKeyIdentifier=keyid" "subjectKeyIdentifier=hash" > "$dir/$name.ext"
+    openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -days 825 -extfile "$dir/$name.ext" -out "$dir/$name.pem" 2>/dev/null
+    rm -f "$dir/$name.csr" "$dir/$name.ext"
+  fi
+  chmod 600 "$dir"/*.key
+}
+
+# secret_file FILE: FILE's content, created with a random password the first time.
+secret_file() {
+  if [ ! -s "$1" ]; then
+    mkdir -p "$(dirname "$1")"
+    (umask 077 && openssl rand -hex 16 > "$1")
+  fi
+  cat "$1"
+}
+
+# load_client_env: the client settings a local Kafka / store started in a secure mode left
+# in RUN_DIR (KAFKA_SECURITY_PROTOCOL, credentials files, CA, MONGODB_URI with a user),
+# exported for the services and tools started from here; only for servers we started.
+load_client_env() {
+  if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && [ -f "$RUN_DIR/kafka/client.env" ]; then
+    set -a; source "$RUN_DIR/kafka/client.env"; set +a
+  fi
+  if [ -z "${MONGODB_URI:-}" ] && [ -f "$RUN_DIR/store/client.env" ]; then
+    set -a; source "$RUN_DIR/store/client.env"; set +a
+  fi
 }

@@ -25,7 +25,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.runtime.connections import kafka_client_kwargs
 from services.runtime.kafka import topic_partitions
+from services.runtime.settings import ConnectionSettings
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 OUTBOUND = ["cases.opened", "cases.triaged", "cases.compensation", "cases.followups",
@@ -225,16 +227,18 @@ class DemoFeed:
 
 async def feed(bootstrap: str, samples: Path, timeout: float) -> int:
     run = uuid.uuid4().hex[:8]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    # As the services connect: KAFKA_SECURITY_PROTOCOL, credentials and CA from the env.
+    kafka = kafka_client_kwargs(ConnectionSettings(kafka_bootstrap_servers=bootstrap))
+    consumer = AIOKafkaConsumer(**kafka, group_id=None)
     await consumer.start()
     # Assign explicitly after a metadata refresh: the services created these topics a
     # moment ago, and a name subscription would only notice them at the next refresh.
-    partitions = await topic_partitions(bootstrap, OUTBOUND)
+    partitions = await topic_partitions(kafka, OUTBOUND)
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     for partition in partitions:
         await consumer.position(partition)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka, acks="all")
     await producer.start()
     try:
         for key, value in profiles(samples):

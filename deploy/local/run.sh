@@ -34,6 +34,7 @@ fresh_start() {
 }
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then fresh_start kafka; fi
 if [ -z "${MONGODB_URI:-}" ]; then fresh_start store; fi
+load_client_env  # a secure local Kafka / store (LOCAL_KAFKA_SECURITY, LOCAL_STORE_SECURITY)
 "$HERE/services.sh" status >/dev/null 2>&1 || started+=(services)
 "$HERE/services.sh" start
 "$HERE/prometheus.sh" status >/dev/null 2>&1 || started+=(prometheus)

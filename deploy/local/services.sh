@@ -6,6 +6,8 @@ source "$(dirname "$0")/common.sh"
 SERVICES=(intake triage compensation followup)
 PORT_BASE="${SERVICE_PORT_BASE:-8001}"
 STATE_DIR="$RUN_DIR/services"
+# A local Kafka / store started in a secure mode left their client settings in RUN_DIR.
+load_client_env
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${LOCAL_KAFKA_PORT:-9092}}"
 export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:${LOCAL_MONGO_PORT:-27017}/}"
 
@@ -31,8 +33,8 @@ start() {
   done
   local urls=()
   for name in "${SERVICES[@]}"; do urls+=("$name=http://127.0.0.1:$(port_of "$name")"); done
-  "$PYTHON" "$REPO_ROOT/deploy/local/endpoints.py" --wait 120 --out "$RUN_DIR/endpoints.json" \
-    --kafka "$KAFKA_BOOTSTRAP_SERVERS" --mongo "$MONGODB_URI" "${urls[@]}"
+  PYTHONPATH="$REPO_ROOT" "$PYTHON" "$REPO_ROOT/deploy/local/endpoints.py" --wait 120 --out "$RUN_DIR/endpoints.json" \
+    --kafka "$KAFKA_BOOTSTRAP_SERVERS" "${urls[@]}"
   for name in "${SERVICES[@]}"; do
     pid_alive "$STATE_DIR/$name.pid" || { log "$name exited; see $STATE_DIR/$name.log"; return 1; }
   done

@@ -14,9 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.inbound import AcceptOffer, ApproveCompensation, CaseAction, RejectCompensation
+from schemas.inbound import (
+    AcceptOffer,
+    ApproveCompensation,
+    CaseAction,
+    RejectCompensation,
+    Resolve,
+)
 from services.compensation.events import (
-    accepted_message,
+    acceptance_messages,
     offer_document,
     proposed_messages,
     rejected_message,
@@ -25,8 +31,9 @@ from services.compensation.lifecycle import capped_options, next_offer_id
 from services.compensation.offers import ZERO, OfferDecision, OfferFacts, Option
 from services.runtime.documents import apply_once
 from services.runtime.errors import InputRejected, RetryLater
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import add_to_outbox
 from services.runtime.records import InboundRecord
+from services.runtime.retention import note_resolved
 
 if TYPE_CHECKING:
     from services.compensation.service import CompensationService
@@ -52,6 +59,9 @@ class ActionHandlers:
             raw = json.loads((record.value or b"").decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return  # the followup service owns rejecting malformed actions
+        if isinstance(raw, dict) and raw.get("type") == "resolve":
+            await self.note_resolved(raw)
+            return
         if not isinstance(raw, dict) or raw.get("type") not in COMPENSATION_ACTIONS:
             return
         try:
@@ -75,7 +85,15 @@ class ActionHandlers:
             case = await self.cases.find_one({"_id": action.case_number}) or case
         # Also after a redelivery: finish what a crash may have interrupted.
         await self.service.settle_pending(case, now)
-        await flush_outbox(self.cases, action.case_number, self.kit.publish)
+        await self.service.flush(action.case_number)
+
+    async def note_resolved(self, raw: Document) -> None:
+        """Retention counts from the resolution (services/runtime/retention.py)."""
+        try:
+            resolve = TypeAdapter(Resolve).validate_python(raw)
+        except ValidationError:
+            return  # the followup service dead-letters malformed actions
+        await note_resolved(self.cases, resolve.case_number, resolve.at)
 
     async def accept(
         self, case: Document, offer: Document, action: AcceptOffer, now: datetime
@@ -90,12 +108,15 @@ class ActionHandlers:
         entry = {"what": "accepted", "at": action.at, "by": action.actor,
                  "option": option["option_id"], "goodwill": option["goodwill"],
                  "charged": offer.get("charged")}  # fmt: skip
+        # The customer hears back: what they chose, what happens next and by when.
+        messages = acceptance_messages(case["_id"], offer, option, case["facts"], now,
+                                       self.kit.policy.current())  # fmt: skip
         applied = await apply_once(
             self.cases, case["_id"], action.action_id,
             {"$set": {f"{key}.status": "accepted", f"{key}.accepted_option": option,
                       f"{key}.accepted_at": now, "offer_expires_at": None,
                       "unsettled": offer["offer_id"], "unsettled_since": now,
-                      **add_to_outbox([accepted_message(case["_id"], offer, option, now)])},
+                      **add_to_outbox(messages)},
              "$push": {f"{key}.history": entry}},
             expect={f"{key}.status": "proposed"},
         )  # fmt: skip
@@ -125,7 +146,7 @@ class ActionHandlers:
             self.cases, case["_id"], action.action_id,
             {"$set": {f"{key}.status": "proposed", f"{key}.expires_at": expires_at,
                       f"{key}.charged": charged, f"{key}.approved_by": action.actor,
-                      "offer_expires_at": expires_at,
+                      "offer_expires_at": expires_at, "approval_due_at": None,
                       **add_to_outbox(proposed_messages(case["_id"], approved, case["facts"], now))},
              "$push": {f"{key}.history": entry}},
             expect={f"{key}.status": "pending_approval"},
@@ -149,7 +170,7 @@ class ActionHandlers:
         applied = await apply_once(
             self.cases, case["_id"], action.action_id,
             {"$set": {f"{key}.status": "rejected", f"{key}.rejected_by": action.actor,
-                      f"offers.{alternative_id}": alternative,
+                      f"offers.{alternative_id}": alternative, "approval_due_at": None,
                       "offer_expires_at": alternative["expires_at"], **add_to_outbox(messages)},
              "$push": {f"{key}.history": {"what": "rejected", "at": action.at,
                                           "by": action.actor, "note": action.note,

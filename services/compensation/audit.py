@@ -25,6 +25,7 @@ from pymongo import AsyncMongoClient
 from services.compensation.limits import Limits
 from services.compensation.settings import CompensationSettings
 from services.policy import load_policy
+from services.runtime.connections import mongo_client
 
 Document = dict[str, Any]
 
@@ -86,7 +87,7 @@ def month_lines(
 
 
 async def _run(settings: CompensationSettings, args: argparse.Namespace) -> list[str]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_uri)
+    client: AsyncMongoClient[Document] = mongo_client(settings)
     try:
         db = client[f"{settings.mongodb_database_prefix}_compensation"]
         if args.what == "case":

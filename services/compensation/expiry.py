@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from services.compensation.events import expired_messages
 from services.compensation.lifecycle import fallback_option, goodwill_of
 from services.runtime.leases import LeasedWork
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import add_to_outbox
 
 if TYPE_CHECKING:
     from services.compensation.service import CompensationService
@@ -77,7 +77,7 @@ class OfferExpiry:
             self.service.goodwill.labels(category).inc(float(goodwill_of(fallback)))
         expired = {**offer, "status": "expired", "fallback": fallback}
         await self.service.settle(case["_id"], expired, now)
-        await flush_outbox(self.cases, case["_id"], self.kit.publish)
+        await self.service.flush(case["_id"])
         return True
 
     async def repair(self) -> None:
@@ -86,7 +86,7 @@ class OfferExpiry:
         stale = now - timedelta(seconds=self.settings.scheduler_lease_seconds)
         async for case in self.cases.find({"unsettled_since": {"$lte": stale}}):
             await self.service.settle_pending(case, now)
-            await flush_outbox(self.cases, case["_id"], self.kit.publish)
+            await self.service.flush(case["_id"])
 
     async def expire_due(self) -> int:
         """Expire every offer due now; returns how many this instance expired."""

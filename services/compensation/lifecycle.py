@@ -1,4 +1,5 @@
-"""What happens to an offer after it is made: rejection, expiry, a reopened case. Pure.
+"""What happens to an offer after it is made: rejection, expiry, approvals nobody
+decides, a reopened case. Pure.
 
 Offers are stored as documents; these functions read and return their option dicts
 (`option_id`, `kind`, `value`, `goodwill`, `description`, money as decimal strings).
@@ -7,11 +8,13 @@ Offers are stored as documents; these functions read and return their option dic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from services.compensation.offers import ZERO, describe
 from services.policy import Policy
+from services.policy.model import ApprovalTimers
 
 OptionDoc = dict[str, Any]
 # Statuses in which an offer is still waiting for someone: at most one per case.
@@ -75,6 +78,58 @@ def fallback_option(offer: dict[str, Any], policy: Policy, language: str) -> Opt
         "goodwill": "0",
         "description": describe("apology_only", None, offer["currency"], language),
     }  # fmt: skip
+
+
+def capped_fallback(
+    fallback: OptionDoc, ceiling: Decimal, offer: dict[str, Any], language: str
+) -> OptionDoc:
+    """``fallback`` with its goodwill cut to ``ceiling`` (an apology when nothing is left).
+
+    An approval that expired was never approved: what it leaves the customer with stays
+    inside what the system may give on its own and what cap and budget have left."""
+    if goodwill_of(fallback) <= ceiling:
+        return dict(fallback)
+    currency = offer["currency"]
+    if ceiling > ZERO:
+        return {**fallback, "option_id": f"{offer['offer_id']}-fallback", "value": str(ceiling),
+                "goodwill": str(ceiling),
+                "description": describe(fallback["kind"], ceiling, currency, language)}  # fmt: skip
+    return {"option_id": f"{offer['offer_id']}-fallback", "kind": "apology_only", "value": None,
+            "goodwill": "0", "description": describe("apology_only", None, currency, language)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ApprovalStep:
+    """What happens next to a pending approval, and when."""
+
+    kind: Literal["remind", "escalate", "expire"]
+    due_at: datetime
+    role: str  # the role holding the approval now
+    to_role: str | None = None  # for an escalation: the role it moves to
+
+
+def next_role(role: str, rules: ApprovalTimers) -> str | None:
+    """The role above ``role``, None at the top (or for a role the policy does not list)."""
+    roles = rules.approver_roles
+    if role not in roles or role == roles[-1]:
+        return None
+    return roles[roles.index(role) + 1]
+
+
+def next_approval_step(offer: dict[str, Any], rules: ApprovalTimers) -> ApprovalStep:
+    """The pending approval's next step: a reminder to the role holding it, then a move one
+    role up, or, at the top, the expiry. Each role's clock starts when the approval
+    reached it (``role_since``; the offer's creation for the first role)."""
+    role = offer["approver_role"]
+    since: datetime = offer.get("role_since") or offer["created_at"]
+    if offer.get("reminded_role") != role:
+        return ApprovalStep("remind", since + timedelta(hours=rules.remind_after_hours), role)
+    up = next_role(role, rules)
+    if up is None:
+        return ApprovalStep(
+            "expire", since + timedelta(hours=rules.expire_at_top_after_hours), role
+        )
+    return ApprovalStep("escalate", since + timedelta(hours=rules.escalate_after_hours), role, up)
 
 
 @dataclass(frozen=True)

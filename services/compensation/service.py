@@ -15,8 +15,15 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_TRIAGED, CUSTOMER_PROFILES
+from schemas.topics import (
+    CASE_ACTIONS,
+    CASES_FOLLOWUPS,
+    CASES_TRIAGED,
+    CUSTOMER_ERASURES,
+    CUSTOMER_PROFILES,
+)
 from services.compensation.actions import ActionHandlers
+from services.compensation.approvals import ApprovalTimeouts
 from services.compensation.events import approval_message, offer_document, proposed_messages
 from services.compensation.expiry import OfferExpiry
 from services.compensation.lifecycle import (
@@ -28,14 +35,17 @@ from services.compensation.lifecycle import (
 )
 from services.compensation.limits import Limits, month_key
 from services.compensation.offers import OfferDecision, OfferFacts, propose
+from services.compensation.privacy import CompensationPrivacy
 from services.compensation.settings import CompensationSettings
 from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
+from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened
 
 URGENCY_ORDER = ("normal", "high", "urgent")
 BUDGET_REFRESH_SECONDS = 5.0
@@ -51,7 +61,8 @@ class CompensationService:
         self.limits = Limits(kit.db)
         self.outcomes = Counter(
             "complaints_offers_total",
-            "Offers by outcome (proposed, approval_requested, accepted, rejected, expired)",
+            "Offers by outcome (proposed, approval_requested, approved, accepted, rejected, "
+            "expired, approval_reminded, approval_escalated, approval_expired)",
             ["outcome", "category"],
             registry=kit.registry,
         )
@@ -72,16 +83,26 @@ class CompensationService:
         )  # fmt: skip
         self.actions = ActionHandlers(self)
         self.expiry = OfferExpiry(self)
+        self.approvals = ApprovalTimeouts(self)
+        self.privacy = CompensationPrivacy(kit.db, kit.registry)
+        self.retention = RetentionLoop(
+            kit, self.cases, self.privacy.mask_case, settings.retention_poll_seconds
+        )
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
+        self.kit.on_startup(self.approvals.ensure_indexes)
         # One customer's cases in order: they draw on the same goodwill cap.
         self.kit.subscribe(CASES_TRIAGED, self.on_triaged, links=by_case_and_customer)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
         self.kit.subscribe(CASE_ACTIONS, self.actions.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
         self.kit.background(self.expiry.run)
         self.kit.background(self.expiry.run_repair)
+        self.kit.background(self.approvals.run)
         self.kit.background(self.run_budget_gauges)
 
     async def ensure_indexes(self) -> None:
@@ -93,6 +114,15 @@ class CompensationService:
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
+
+    async def on_erasure(self, record: InboundRecord) -> None:
+        erasure = erasure_found_by_intake(parse_cloudevent(record))
+        if erasure is not None:
+            await self.privacy.erase(erasure, self.kit.clock(), self.kit.publish)
+
+    async def flush(self, case_number: str) -> None:
+        # A case erased before (a late event, a redelivery) is masked again after the write.
+        await flush_outbox(self.cases, case_number, self.kit.publish, masked=self.privacy.mask_case)
 
     # --- limits ----------------------------------------------------------------------
 
@@ -227,7 +257,7 @@ class CompensationService:
             # The first triage brings the offer; later ones (new messages, a reopening)
             # only refresh the facts. A reopening brings its own offer (on_reopened).
             await apply_once(self.cases, case_number, event["id"], {"$set": {"facts": data}})
-            await flush_outbox(self.cases, case_number, self.kit.publish)
+            await self.flush(case_number)
             return
         await self.make_offer(case_number, data, event["id"], offers={})
 
@@ -236,12 +266,13 @@ class CompensationService:
         if event["type"] != "complaint.case.reopened":
             return
         case_number = event["data"]["case_number"]
+        await note_reopened(self.cases, case_number, datetime.fromisoformat(str(event["time"])))
         case = await self.cases.find_one({"_id": case_number})
         if case is None or "facts" not in case:
             raise RetryLater(f"no compensation record for {case_number} yet")
         offers = case.get("offers", {})
         if event["id"] in case.get("applied", []):
-            await flush_outbox(self.cases, case_number, self.kit.publish)
+            await self.flush(case_number)
             return
         if live_offer(offers) is not None:
             # The customer still has an open offer: it stands; no second one.
@@ -299,6 +330,10 @@ class CompensationService:
                 "customer_id": customer_id,
                 f"offers.{offer_id}": offer,
                 "offer_expires_at": offer["expires_at"],
+                # A pending approval is chased: reminded, moved up, at the top expired.
+                "approval_due_at": self.approvals.due_at(offer)
+                if decision.needs_approval
+                else None,
                 **add_to_outbox(messages),
             }
         }
@@ -314,7 +349,9 @@ class CompensationService:
             self.outcomes.labels(outcome, facts.category).inc()
             if offer["expires_at"] is not None:
                 self.expiry.notify()
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+            if decision.needs_approval:
+                self.approvals.notify()
+        await self.flush(case_number)
 
 
 def build(kit: ServiceKit, settings: CompensationSettings) -> CompensationService:

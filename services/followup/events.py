@@ -10,6 +10,7 @@ from schemas.events import (
     CaseReopened,
     CaseResolved,
     FollowupAnswered,
+    FollowupCancelled,
     FollowupScheduled,
     FollowupSent,
 )
@@ -47,7 +48,10 @@ def resolved_messages(
     followup_id: str,
     due_at: datetime,
     now: datetime,
+    cancelled_because: str | None = None,
 ) -> list[OutboundMessage]:
+    """The resolution's events: the check scheduled, the resolved record (revision 1), and
+    the check's cancellation when it will not happen (the customer opted out)."""
     opened = case.get("opened") or {}
     triage = case.get("triage") or {}
     resolved_at = _when(action["at"])
@@ -71,12 +75,43 @@ def resolved_messages(
     )
     scheduled = FollowupScheduled(case_number=case_number, followup_id=followup_id, due_at=due_at)
     fact = (case_number, action["action_id"])
-    return [
+    messages = [
         event_message(CASES_FOLLOWUPS, "complaint.followup.scheduled", SOURCE, case_number,
                       scheduled, now, fact),
         event_message(CASES_RESOLVED, "complaint.case.resolved", SOURCE, case_number,
                       resolved, now, fact),
     ]  # fmt: skip
+    if cancelled_because:
+        messages.append(cancelled_message(case_number, followup_id, cancelled_because, now))
+    return messages
+
+
+def revised_resolved_message(
+    record: dict[str, Any],
+    resolve_action_id: str,
+    revision: int,
+    compensation: dict[str, Any] | None,
+    now: datetime,
+) -> OutboundMessage:
+    """The resolved record again, with the compensation the case got after it went out.
+
+    Same case and resolution, ``revision`` + 1, a new event id (one per revision)."""
+    revised = CaseResolved.model_validate(
+        {**record, "compensation": compensation, "revision": revision}
+    )
+    case_number = revised.case_number
+    fact = (case_number, resolve_action_id, "revision", str(revision))
+    return event_message(CASES_RESOLVED, "complaint.case.resolved", SOURCE, case_number,
+                         revised, now, fact)  # fmt: skip
+
+
+def cancelled_message(
+    case_number: str, followup_id: str, reason: str, now: datetime
+) -> OutboundMessage:
+    """A scheduled check that will not happen: one event per check, whatever the reason."""
+    data = FollowupCancelled(case_number=case_number, followup_id=followup_id, reason=reason)
+    return event_message(CASES_FOLLOWUPS, "complaint.followup.cancelled", SOURCE, case_number,
+                         data, now, (followup_id, "cancelled"))  # fmt: skip
 
 
 _SURVEY = {

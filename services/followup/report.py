@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 
 from services.followup.settings import FollowupSettings
 from services.policy import load_policy
+from services.runtime.connections import mongo_client
 
 DIMENSIONS = ("category", "channel", "urgency")
 
@@ -41,7 +42,7 @@ def csat_lines(checks: Iterable[dict[str, Any]], good_score: int, reopen_score: 
 
 
 async def load_checks(settings: FollowupSettings) -> list[dict[str, Any]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
+    client: AsyncMongoClient[dict[str, Any]] = mongo_client(settings)
     try:
         collection = client[f"{settings.mongodb_database_prefix}_followup"]["followups"]
         fields = {"status": 1, "score": 1, **dict.fromkeys(DIMENSIONS, 1)}

@@ -4,7 +4,9 @@ A check moves through stages, each due at `next_at`:
   check     send the satisfaction survey                  -> sent,     then reminder
   reminder  no answer after N days: one reminder          -> reminded, then close
   close     still no answer: the loop closes quietly      -> closed_no_answer
-An answer at any point ends it (`answered`). Each due step is claimed by one instance
+An answer at any point ends it (`answered`). A check not yet sent that will not happen
+(the case reopened or resolved again, the customer opted out) is `cancelled`, and that is
+announced with `complaint.followup.cancelled`. Each due step is claimed by one instance
 with an atomic conditional update that takes a lease; the step's events and the next
 state go in ONE update, then out. If an instance dies holding a lease, the lease runs
 out and another instance takes the step. Event ids are stable, so even a step repeated
@@ -20,7 +22,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.followup.events import reminder_messages, sent_messages
+from services.followup.events import cancelled_message, reminder_messages, sent_messages
 from services.followup.settings import FollowupSettings
 from services.runtime.kit import ServiceKit
 from services.runtime.leases import LeasedWork
@@ -54,17 +56,26 @@ class FollowupScheduler:
         await self.followups.create_index([("customer_id", 1)])  # opt-out cancels by customer
 
     async def schedule(
-        self, followup_id: str, case_number: str, due_at: datetime, reasons: list[str], **facts: Any
-    ) -> None:
+        self, followup_id: str, case_number: str, due_at: datetime, reasons: list[str],
+        cancelled_because: str | None = None, **facts: Any,
+    ) -> None:  # fmt: skip
+        """Store the check; ``cancelled_because`` stores it as one that will not happen
+        (its announcement travels with the resolution's events)."""
+        state = (
+            {"status": "scheduled", "next_at": due_at}
+            if cancelled_because is None
+            else {"status": "cancelled", "cancel_reason": cancelled_because, "next_at": None}
+        )
         result = await self.followups.update_one(
             {"_id": followup_id},
             {"$setOnInsert": {"case_number": case_number, "due_at": due_at, "reasons": reasons,
-                              "status": "scheduled", "stage": "check", "next_at": due_at,
-                              "lease_until": None, **facts}},
+                              "stage": "check", "lease_until": None, **state, **facts}},
             upsert=True,
         )  # fmt: skip
         if result.upserted_id is not None:
             self.transitions.labels("scheduled").inc()
+            if cancelled_because is not None:
+                self.transitions.labels("cancelled").inc()
 
     async def mark_answered(self, followup_id: str, score: int) -> None:
         result = await self.followups.update_one(
@@ -75,13 +86,31 @@ class FollowupScheduler:
             self.transitions.labels("answered").inc()
 
     async def cancel(self, selector: Document, reason: str) -> None:
-        """Checks not yet sent that match ``selector`` are dropped."""
-        result = await self.followups.update_many(
-            {**selector, "status": "scheduled"},
-            {"$set": {"status": "cancelled", "cancel_reason": reason, "next_at": None}},
-        )
-        if result.modified_count:
-            self.transitions.labels("cancelled").inc(result.modified_count)
+        """Checks not yet sent that match ``selector`` will not happen: each is cancelled
+        and announced once. ``selector`` must use an index (case, customer or id).
+
+        The announcement is stored with the cancellation, then published; cancelled
+        checks whose announcement is still pending (a crash in between) are finished by
+        the next call for them, which the redelivered record makes.
+        """
+        now = self.kit.clock()
+        found = await self.followups.find(
+            {**selector, "status": {"$in": ["scheduled", "cancelled"]}},
+            {"status": 1, "case_number": 1, "outbox": 1},
+        ).to_list(None)
+        for followup in found:
+            if followup["status"] == "scheduled":
+                message = cancelled_message(followup["case_number"], followup["_id"], reason, now)
+                result = await self.followups.update_one(
+                    {"_id": followup["_id"], "status": "scheduled"},
+                    {"$set": {"status": "cancelled", "cancel_reason": reason, "next_at": None,
+                              **add_to_outbox([message])}},
+                )  # fmt: skip
+                if result.modified_count:
+                    self.transitions.labels("cancelled").inc()
+            elif not followup.get("outbox"):
+                continue
+            await flush_outbox(self.followups, followup["_id"], self.kit.publish)
 
     def step(self, followup: Document, now: datetime) -> tuple[Document, list[Any], str]:
         """(the new state, the events, the transition name) for the due stage. Pure."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,31 +11,51 @@ from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from schemas.inbound import CaseAction, FirstResponse, Resolve, SurveyResponse
+from schemas.inbound import (
+    AcceptOffer,
+    CaseAction,
+    EraseCustomer,
+    FirstResponse,
+    Reply,
+    Resolve,
+    SurveyResponse,
+)
 from schemas.topics import (
     CASE_ACTIONS,
     CASES_COMPENSATION,
     CASES_OPENED,
     CASES_TRIAGED,
+    CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
 )
-from services.followup.events import answered_messages, followup_id_for, resolved_messages
+from services.followup.events import (
+    answered_messages,
+    followup_id_for,
+    resolved_messages,
+    revised_resolved_message,
+)
+from services.followup.privacy import FollowupPrivacy
 from services.followup.schedule import followup_due
 from services.followup.scheduler import FollowupScheduler
 from services.followup.settings import FollowupSettings
+from services.followup.story import OUTCOMES, awaited_acceptances, given_by, same_compensation
 from services.policy.calendar import country_holidays
 from services.runtime.batches import by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
+from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import InputRejected, RetryLater
 from services.runtime.kit import ServiceKit
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import MASKED, add_to_outbox, flush_outbox
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 
+log = logging.getLogger(__name__)
 _ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
 KNOWN_ACTIONS = {
     "accept_offer", "approve_compensation", "reject_compensation", "resolve",
-    "survey_response", "customer_reply", "first_response", "acknowledge_insight",
+    "survey_response", "customer_reply", "first_response", "reply", "erase_customer",
+    "acknowledge_insight",
 }  # fmt: skip
 
 
@@ -47,6 +67,10 @@ class FollowupService:
         self.followups = kit.db["followups"]
         self.customers = kit.db["customers"]
         self.scheduler = FollowupScheduler(kit, settings, self.followups)
+        self.privacy = FollowupPrivacy(kit.db, kit.registry, kit.publish)
+        self.retention = RetentionLoop(
+            kit, self.cases, self.privacy.mask_case, settings.retention_poll_seconds
+        )
         self.resolved = Counter(
             "complaints_resolved_total",
             "Resolved cases by SLA outcome",
@@ -64,6 +88,12 @@ class FollowupService:
             "Cases reopened after an unhappy answer",
             registry=kit.registry,
         )
+        self.ignored = Counter(
+            "complaints_actions_ignored_total",
+            "Actions that changed nothing, e.g. a resolve for a case already resolved",
+            ["type", "reason"],
+            registry=kit.registry,
+        )
 
     def register(self) -> None:
         self.kit.on_startup(self.scheduler.ensure_indexes)
@@ -72,7 +102,10 @@ class FollowupService:
         self.kit.subscribe(CASES_COMPENSATION, self.on_compensation)
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
+        self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
         self.kit.background(self.scheduler.run)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
@@ -81,15 +114,30 @@ class FollowupService:
         if profile.get("followup_opt_out"):
             await self.scheduler.cancel({"customer_id": customer_id}, "customer opted out")
 
+    async def on_erasure(self, record: InboundRecord) -> None:
+        erasure = erasure_found_by_intake(parse_cloudevent(record))
+        if erasure is not None:
+            await self.privacy.erase(erasure, self.kit.clock(), self.kit.publish)
+
+    async def flush(self, case_number: str) -> None:
+        # A case erased before (a late event, a redelivery) is masked again after the write.
+        await flush_outbox(self.cases, case_number, self.kit.publish, masked=self.privacy.mask_case)
+
     # --- the facts a resolved-case event needs ---------------------------------------
 
     async def on_opened(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
         if event["type"] == "complaint.case.opened":
             data = event["data"]
-            await self.cases.update_one(
-                {"_id": data["case_number"]}, {"$set": {"opened": data}}, upsert=True
-            )
+            case_number = data["case_number"]
+            try:
+                # Not on a case erased before it arrived: that is a duplicate key here.
+                await self.cases.update_one(
+                    {"_id": case_number, MASKED: None}, {"$set": {"opened": data}}, upsert=True
+                )
+            except DuplicateKeyError:
+                await self.cases.update_one({"_id": case_number}, {"$set": {"opened": data}})
+                await self.privacy.remask(case_number)
 
     async def on_triaged(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
@@ -99,27 +147,58 @@ class FollowupService:
             # Only a newer decision replaces the one we hold (redeliveries can be late): the
             # filter matches a case without one or with an older one, and creates a missing
             # case; a case holding this revision or a newer one is a duplicate key.
-            with contextlib.suppress(DuplicateKeyError):
+            newer = {"triage_revision": {"$not": {"$gte": revision}}}
+            update = {"$set": {"triage": data, "triage_revision": revision}}
+            try:
                 await self.cases.update_one(
-                    {"_id": data["case_number"], "triage_revision": {"$not": {"$gte": revision}}},
-                    {"$set": {"triage": data, "triage_revision": revision}},
-                    upsert=True,
+                    {"_id": data["case_number"], **newer, MASKED: None}, update, upsert=True
                 )
+            except DuplicateKeyError:
+                # A newer revision is held (nothing to do), or the case was erased: then
+                # the decision is kept, masked.
+                result = await self.cases.update_one(
+                    {"_id": data["case_number"], **newer, MASKED: {"$ne": None}}, update
+                )
+                if result.modified_count:
+                    await self.privacy.remask(data["case_number"])
 
     async def on_compensation(self, record: InboundRecord) -> None:
+        """An offer's outcome: the case's compensation, and a new revision of its resolved
+        record when it is resolved and the outcome changes what it got (services/followup/
+        story.py has the rule)."""
         event = parse_cloudevent(record)
+        if event["type"] not in OUTCOMES:
+            return
         data = event["data"]
-        given = None
-        if event["type"] == "complaint.compensation.accepted":
-            given = data
-        elif event["type"] == "complaint.compensation.expired" and data.get("fallback"):
-            # What the customer got without choosing counts as the case's compensation.
-            given = {"case_number": data["case_number"], "offer_id": data["offer_id"],
-                     **data["fallback"], "granted_on_expiry": True}  # fmt: skip
-        if given is not None:
-            await self.cases.update_one(
-                {"_id": data["case_number"]}, {"$set": {"compensation": given}}, upsert=True
-            )
+        case_number = data["case_number"]
+        case = await self.cases.find_one({"_id": case_number})
+        if case is not None and event["id"] in case.get("applied", []):
+            await self.flush(case_number)
+            return
+        given = given_by(event["type"], data)
+        update: dict[str, Any] = {"$addToSet": {"ended_offers": data["offer_id"]}}
+        revision = None
+        if given is not None and not same_compensation(given, (case or {}).get("compensation")):
+            changes: dict[str, Any] = {"compensation": given}
+            update["$inc"] = {"compensation_version": 1}
+            resolved = (case or {}).get("resolved_record")
+            if case is not None and case.get("status") == "resolved" and resolved:
+                revision = int(case.get("resolved_revision") or 1) + 1
+                message = revised_resolved_message(
+                    resolved, case["resolve_action_id"], revision, given, self.kit.clock()
+                )
+                changes |= {"resolved_record": json.loads(message["value"])["data"],
+                            "resolved_revision": revision, **add_to_outbox([message])}  # fmt: skip
+            update["$set"] = changes
+        # A resolution stored meanwhile would miss this outcome: then decide again.
+        expect = None if case is None else {
+            "status": case.get("status"), "resolved_revision": case.get("resolved_revision"),
+        }  # fmt: skip
+        applied = await apply_once(self.cases, case_number, event["id"], update, expect=expect)
+        if applied and revision is not None:
+            log.info("resolved record revised to %d by %s", revision, event["type"],
+                     extra={"case_number": case_number, "event_id": event["id"]})  # fmt: skip
+        await self.flush(case_number)
 
     # --- actions ---------------------------------------------------------------------
 
@@ -137,11 +216,22 @@ class FollowupService:
             action = _ACTION.validate_python(raw)
         except ValidationError as exc:
             raise InputRejected("schema_violation", str(exc)) from exc
+        if isinstance(action, EraseCustomer):
+            return  # intake finds the customer's cases; this service acts on its report
         if isinstance(action, Resolve):
-            await self.resolve(action)
+            await self.resolve(action, record)
         elif isinstance(action, SurveyResponse):
             await self.answer(action)
-        elif isinstance(action, FirstResponse):
+        elif isinstance(action, AcceptOffer):
+            # Noted in the order of cases.actions: a resolve behind it waits for its outcome.
+            accepted = {"offer_id": action.offer_id, "option_id": action.option_id,
+                        "action_id": action.action_id}  # fmt: skip
+            await self.cases.update_one(
+                {"_id": action.case_number},
+                {"$addToSet": {"accept_actions": accepted}},
+                upsert=True,
+            )
+        elif isinstance(action, (FirstResponse, Reply)):
             await self.cases.update_one(
                 {"_id": action.case_number, "first_response_at": None},
                 {"$set": {"first_response_at": action.at}},
@@ -155,12 +245,26 @@ class FollowupService:
         except (ZoneInfoNotFoundError, ValueError):
             return policy.zone
 
-    async def resolve(self, action: Resolve) -> None:
+    async def resolve(self, action: Resolve, record: InboundRecord) -> None:
         case_number = action.case_number
         case = await self.cases.find_one({"_id": case_number}) or {"_id": case_number}
         if not case.get("opened") or not case.get("triage"):
             # The CRM needs the whole story; those facts come on other topics and may lag.
             raise RetryLater(f"case {case_number}: opened/triaged facts not here yet")
+        if action.action_id in case.get("applied", []):
+            await self.flush(case_number)  # a redelivery
+            return
+        if case.get("status") == "resolved":
+            # One resolution, one record: pressing "resolve" again changes nothing.
+            await self.ignore(action, "already_resolved")
+            return
+        awaited = awaited_acceptances(case)
+        if awaited:
+            if self.kit.waited_seconds(record) < self.settings.acceptance_wait_seconds:
+                raise RetryLater(f"case {case_number}: waiting for the outcome of {awaited}")
+            log.warning("resolved before the outcome of accepted offer(s) %s arrived; a late "
+                        "outcome revises the record", awaited,
+                        extra={"case_number": case_number})  # fmt: skip
         policy = self.kit.policy.current()
         opened = case.get("opened") or {}
         customer_id = opened.get("customer_id")
@@ -179,8 +283,12 @@ class FollowupService:
         followup_id = followup_id_for(case_number, action.action_id)
         now = self.kit.clock()
         raw_action = action.model_dump(mode="json")
-        messages = resolved_messages(case_number, case, raw_action, followup_id, due_at, now)
-        # A case resolved again gets a new check; an older one not yet sent is obsolete.
+        opted_out = "customer opted out" if customer.get("followup_opt_out") else None
+        messages = resolved_messages(case_number, case, raw_action, followup_id, due_at, now,
+                                     cancelled_because=opted_out)  # fmt: skip
+        resolved = json.loads(messages[1]["value"])["data"]
+        # A case resolved again (after a reopening) gets a new check; an older one not yet
+        # sent will not happen.
         await self.scheduler.cancel(
             {"case_number": case_number, "_id": {"$ne": followup_id}}, "case resolved again"
         )
@@ -189,14 +297,13 @@ class FollowupService:
             case_number,
             due_at,
             reasons,
+            cancelled_because=opted_out,
             channel=opened.get("channel"),
             customer_id=opened.get("customer_id"),
             language=opened.get("language"),
             category=(case.get("triage") or {}).get("category"),
             urgency=(case.get("triage") or {}).get("urgency"),
         )
-        if customer.get("followup_opt_out"):
-            await self.scheduler.cancel({"_id": followup_id}, "customer opted out")
         applied = await apply_once(
             self.cases,
             case_number,
@@ -207,14 +314,34 @@ class FollowupService:
                     "resolved_at": action.at,
                     "resolution": raw_action["resolution"],
                     "current_followup": followup_id,
+                    "resolve_action_id": action.action_id,
+                    "resolved_record": resolved,
+                    "resolved_revision": 1,
                     **add_to_outbox(messages),
-                }
+                },
+                # Waited for once (an acceptance compensation refused never has an outcome):
+                # a later resolution does not wait for it again; a late outcome still revises.
+                **({"$addToSet": {"ended_offers": {"$each": awaited}}} if awaited else {}),
             },
-        )
+            # An outcome or another resolution stored meanwhile: decide again with it.
+            expect={"status": case.get("status"),
+                    "compensation_version": case.get("compensation_version")},
+        )  # fmt: skip
+        await note_resolved(self.cases, case_number, action.at)  # retention counts from now
         if applied:
-            resolved = json.loads(messages[1]["value"])["data"]
             self.resolved.labels(str(resolved["sla_met"]).lower()).inc()
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
+
+    async def ignore(self, action: CaseAction, reason: str) -> None:
+        """Record that ``action`` changed nothing (once: a redelivery is not counted again)."""
+        counted = await apply_once(
+            self.cases, action.case_number, action.action_id,
+            {"$set": {"last_ignored_action": action.action_id}},
+        )  # fmt: skip
+        if counted:
+            self.ignored.labels(action.type, reason).inc()
+            log.info("%s %s ignored: %s", action.type, action.action_id, reason,
+                     extra={"case_number": action.case_number, "reason": reason})  # fmt: skip
 
     async def answer(self, action: SurveyResponse) -> None:
         case = await self.cases.find_one({"_id": action.case_number})
@@ -236,6 +363,9 @@ class FollowupService:
             self.kit.clock(),
         )
         update: dict[str, Any] = {"last_score": action.score, **add_to_outbox(messages)}
+        # The answered check is answered, even before it was sent; any other check of the
+        # case not yet sent will not happen once it reopens.
+        await self.scheduler.mark_answered(followup_id, action.score)
         if reopen:
             update |= {"status": "reopened", "current_followup": None}
             await self.scheduler.cancel({"case_number": action.case_number}, "case reopened")
@@ -245,7 +375,8 @@ class FollowupService:
             action.action_id,
             {"$set": update, **({"$inc": {"reopen_count": 1}} if reopen else {})},
         )
-        await self.scheduler.mark_answered(followup_id, action.score)
+        if reopen:
+            await note_reopened(self.cases, action.case_number, self.kit.clock())
         if applied:
             opened, triage = (case or {}).get("opened") or {}, (case or {}).get("triage") or {}
             self.answers.labels(
@@ -256,7 +387,7 @@ class FollowupService:
             ).inc()
             if reopen:
                 self.reopened.inc()
-        await flush_outbox(self.cases, action.case_number, self.kit.publish)
+        await self.flush(action.case_number)
 
 
 def build(kit: ServiceKit, settings: FollowupSettings) -> FollowupService:

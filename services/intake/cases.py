@@ -93,6 +93,10 @@ def open_case(
         "original_text": complaint.original_text,
         "source_ref": complaint.source_ref,
         "source_key": complaint.source_key,
+        # Found again at erasure by these (digests of the sender's address, phone, social
+        # id) and by customer_id; the duplicate-window claim to remove then.
+        "identity_digests": complaint.identity_digests(),
+        "fingerprint": complaint.fingerprint(),
         "extra": extra,
         "messages": [],
         "created_at": now,

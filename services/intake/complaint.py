@@ -15,6 +15,7 @@ from schemas.common import Channel, Money
 from schemas.inbound import AppSubmission, SocialPost
 from services.intake.email_parser import ParsedEmail, UnparseableEmail, parse_email
 from services.intake.language import detect_language, language_from_locale
+from services.runtime.erasure import identity_digests
 from services.runtime.errors import InputRejected
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -43,10 +44,14 @@ class Complaint:
 
     @property
     def source_key(self) -> str:
-        return f"{self.channel.value}:{self.source_ref}"
+        return source_key_for(self.channel.value, self.source_ref)
 
     def reply_keys(self) -> list[str]:
-        return [f"{self.channel.value}:{ref}" for ref in self.replies_to]
+        return [source_key_for(self.channel.value, ref) for ref in self.replies_to]
+
+    def identity_digests(self) -> list[str]:
+        """How the sender's cases are found at erasure, without keeping the address."""
+        return identity_digests((kind, value) for kind, value in self.identities if kind != "id")
 
     def fingerprint(self) -> str:
         """Same sender, same words: the same complaint sent twice under different ids."""
@@ -54,6 +59,13 @@ class Complaint:
         words = re.sub(r"\s+", " ", f"{self.subject} {self.text}").strip().lower()
         digest = hashlib.sha256(f"{self.channel.value}|{sender}|{words}".encode()).hexdigest()
         return digest[:32]
+
+
+def source_key_for(channel: str, source_ref: str) -> str:
+    """The stored key of a complaint's id on its channel: a digest, because a Message-ID or
+    a post id can name the sender, and these keys outlive an erasure (they keep a replay of
+    an erased complaint from opening it again)."""
+    return f"{channel}:{hashlib.sha256(source_ref.encode()).hexdigest()[:40]}"
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

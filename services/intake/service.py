@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
 from schemas.common import Channel
-from schemas.inbound import CustomerReply
+from schemas.inbound import CustomerReply, EraseCustomer, Resolve
 from schemas.topics import (
     CASE_ACTIONS,
+    CASES_FOLLOWUPS,
     CUSTOMER_PROFILES,
     INBOUND_APP,
     INBOUND_EMAIL,
@@ -31,6 +32,7 @@ from services.intake.complaint import (
     validated,
 )
 from services.intake.lanes import ChannelReader
+from services.intake.privacy import IntakePrivacy
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from services.runtime.batches import by_case_in_action
@@ -38,7 +40,8 @@ from services.runtime.customers import apply_profile_record
 from services.runtime.errors import InputRejected, RetryLater
 from services.runtime.kit import RecordHandler, ServiceKit
 from services.runtime.outbox import flush_outbox
-from services.runtime.records import InboundRecord
+from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,10 @@ class IntakeService:
         self.kit = kit
         self.settings = settings
         self.store = IntakeStore(kit.db)
+        self.privacy = IntakePrivacy(kit.db, self.store, kit.registry)
+        self.retention = RetentionLoop(
+            kit, self.store.cases, self.privacy.mask_case, settings.retention_poll_seconds
+        )
         self.received = Counter(
             "complaints_received_total",
             "Inbound complaint records by channel and outcome",
@@ -63,6 +70,11 @@ class IntakeService:
             self.kit.subscribe(topic, self.handler_for(channel), links=channel.links)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
+        # Reopenings, for retention: a case reopened after its resolution is not yet due.
+        self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
+        self.kit.on_startup(self.privacy.ensure_indexes)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
 
     # --- channels --------------------------------------------------------------------
 
@@ -77,6 +89,17 @@ class IntakeService:
             kind = json.loads(record.value or b"").get("type")
         except (ValueError, AttributeError):
             return  # the followup service owns rejecting malformed actions
+        if kind in ("erase_customer", "resolve"):
+            try:
+                action = validated(EraseCustomer if kind == "erase_customer" else Resolve,
+                                   record.value or b"")  # fmt: skip
+            except InputRejected:
+                return  # the followup service dead-letters malformed actions
+            if isinstance(action, EraseCustomer):
+                await self.privacy.erase(action, self.kit.clock(), self.kit.publish)
+            else:
+                await note_resolved(self.store.cases, action.case_number, action.at)
+            return
         if kind != "customer_reply":
             return
         reply = validated(CustomerReply, record.value or b"")
@@ -94,6 +117,12 @@ class IntakeService:
             mentioned_case=reply.case_number,
         )
         await self.add_to_case(complaint, reply.case_number)
+
+    async def on_followup_event(self, record: InboundRecord) -> None:
+        event = parse_cloudevent(record)
+        if event["type"] == "complaint.case.reopened":
+            at = datetime.fromisoformat(str(event["time"]))
+            await note_reopened(self.store.cases, str(event["data"]["case_number"]), at)
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.store.customers, record)
@@ -168,7 +197,10 @@ class IntakeService:
         await self.flush(case_number)
 
     async def flush(self, case_number: str) -> None:
-        await flush_outbox(self.store.cases, case_number, self.kit.publish)
+        # A case erased before (a reply arriving later) is masked again after the write.
+        await flush_outbox(
+            self.store.cases, case_number, self.kit.publish, masked=self.privacy.mask_case
+        )
 
 
 def build(kit: ServiceKit, settings: IntakeSettings) -> IntakeService:

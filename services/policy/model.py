@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -102,6 +103,33 @@ class TriagePolicy(_Strict):
         return self
 
 
+OfferKindName = Literal[
+    "refund", "replacement", "coupon", "shipping_refund", "tier_upgrade", "apology_only"
+]
+
+
+class ApprovalTimers(_Strict):
+    """How long a pending approval waits on one role before it reminds, moves up, expires.
+
+    Each role's clock starts when the approval reaches it."""
+
+    remind_after_hours: float = Field(gt=0)
+    escalate_after_hours: float = Field(gt=0)
+    expire_at_top_after_hours: float = Field(gt=0)
+    # Who may approve, lowest first; an approval not decided in time moves one step up.
+    approver_roles: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ApprovalTimers:
+        if self.remind_after_hours >= self.escalate_after_hours:
+            raise ValueError("approval reminder must come before the escalation")
+        if self.remind_after_hours >= self.expire_at_top_after_hours:
+            raise ValueError("approval reminder must come before the expiry at the top")
+        if len(set(self.approver_roles)) != len(self.approver_roles):
+            raise ValueError("approver_roles must not repeat a role")
+        return self
+
+
 class CompensationPolicy(_Strict):
     offer_expires_hours: float = Field(gt=0)
     system_authority_limit: Decimal = Field(ge=0)
@@ -121,6 +149,9 @@ class CompensationPolicy(_Strict):
     expiry_fallback: Literal["coupon", "apology_only", "none"] = "coupon"
     # A reopened case: goodwill this many coupon tiers higher per reopening.
     reopen_extra_tiers: int = Field(default=1, ge=0)
+    approval: ApprovalTimers
+    # Days until what the customer chose has reached them, told in the confirmation.
+    fulfilment_days: dict[OfferKindName, int]
 
     @model_validator(mode="after")
     def _ordered_limits(self) -> CompensationPolicy:
@@ -133,6 +164,17 @@ class CompensationPolicy(_Strict):
             raise ValueError(f"urgency_coupon_tier lacks {sorted(missing)}")
         if max(self.urgency_coupon_tier.values()) >= len(self.coupon_tiers):
             raise ValueError("urgency_coupon_tier points past the end of coupon_tiers")
+        missing_kinds = set(get_args(OfferKindName)) - set(self.fulfilment_days)
+        if missing_kinds:
+            raise ValueError(f"fulfilment_days lacks {sorted(missing_kinds)}")
+        if any(days < 0 for days in self.fulfilment_days.values()):
+            raise ValueError("fulfilment_days must be 0 or more")
+        roles = self.approval.approver_roles
+        if not {"supervisor", "manager"} <= set(roles):
+            raise ValueError("approval.approver_roles must name supervisor and manager")
+        if roles.index("supervisor") > roles.index("manager"):
+            # An approval moves up the list: a manager's would otherwise go down.
+            raise ValueError("approval.approver_roles go up: supervisor before manager")
         return self
 
 
@@ -161,8 +203,43 @@ class FollowupPolicy(_Strict):
         return self
 
 
+class FirstReplyRules(_Strict):
+    """What a first reply must contain, as words and patterns (matched case-insensitively)."""
+
+    thanks: list[str] = Field(min_length=1)
+    apology: list[str] = Field(min_length=1)
+    next_step: list[str] = Field(min_length=1)
+    # A time: words ("tomorrow", "今天") or regular expressions ("\\d{1,2}:\\d{2}").
+    time_words: list[str] = Field(min_length=1)
+    time_patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("time_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"time pattern {pattern!r} is not a regular expression: {exc}"
+                ) from exc
+        return patterns
+
+
 class RepliesPolicy(_Strict):
     banned_phrases: list[str]
+    first_reply: FirstReplyRules
+
+
+class PrivacyPolicy(_Strict):
+    # A resolved case keeps its personal data this long, then it is masked as an erasure
+    # would mask it (a reopened case starts counting again at its next resolution).
+    retention_days: int = Field(gt=0)
+    # Dead-lettered records carry the original bytes: the DLQ topic keeps them this long.
+    dlq_retention_days: int = Field(gt=0)
+    # The other topics that carry personal data (inbound, cases, notifications) keep their
+    # records this long; what the services need from them is in their stores by then.
+    topic_retention_days: int = Field(gt=0)
 
 
 InsightKind = Literal["product", "courier", "city", "phrase"]
@@ -208,6 +285,7 @@ class Policy(_Strict):
     compensation: CompensationPolicy
     followup: FollowupPolicy
     replies: RepliesPolicy
+    privacy: PrivacyPolicy
     insights: InsightsPolicy
 
     @field_validator("business_time_zone")

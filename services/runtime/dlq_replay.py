@@ -20,8 +20,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.topics import DLQ
+from services.runtime.connections import as_client_kwargs, kafka_client_kwargs
 from services.runtime.kafka import topic_partitions
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import ConnectionSettings
 
 REPLAY_HEADER = "dlq-replay-of"
 
@@ -45,14 +46,13 @@ class Filters:
         )
 
 
-async def read_dlq(bootstrap: str) -> list[dict[str, Any]]:
+async def read_dlq(connection: str | dict[str, Any]) -> list[dict[str, Any]]:
     """Every rejection currently in the DLQ, oldest first per partition."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
+    kafka = as_client_kwargs(connection)
+    consumer = AIOKafkaConsumer(**kafka, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = await topic_partitions(bootstrap, [DLQ])
+        partitions = await topic_partitions(kafka, [DLQ])
         if not partitions:
             return []
         consumer.assign(partitions)
@@ -72,13 +72,14 @@ async def read_dlq(bootstrap: str) -> list[dict[str, Any]]:
         await consumer.stop()
 
 
-async def replay(bootstrap: str, filters: Filters, apply: bool) -> int:
-    events = await read_dlq(bootstrap)
+async def replay(connection: str | dict[str, Any], filters: Filters, apply: bool) -> int:
+    kafka = as_client_kwargs(connection)
+    events = await read_dlq(kafka)
     chosen: dict[str, dict[str, Any]] = {}
     for event in events:
         if event.get("type") == "complaint.input.rejected" and filters.accept(event["data"]):
             chosen.setdefault(event["id"], event)  # one rejection, once
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all") if apply else None
+    producer = AIOKafkaProducer(**kafka, acks="all") if apply else None
     if producer:
         await producer.start()
     try:
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apply", action="store_true", help="publish (default: dry run)")
     args = parser.parse_args(argv)
     filters = Filters(args.topic, args.reason_contains, args.reason_code, args.service)
-    bootstrap = ServiceSettings().kafka_bootstrap_servers
-    asyncio.run(replay(bootstrap, filters, args.apply))
+    # The services' own connection settings (KAFKA_SECURITY_PROTOCOL, credentials, CA).
+    asyncio.run(replay(kafka_client_kwargs(ConnectionSettings()), filters, args.apply))
     return 0
 
 

@@ -10,16 +10,20 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from schemas.cloudevents import CloudEvent, make_event
 from schemas.common import Channel
 from schemas.events import NotificationRequested
-from schemas.topics import ALL_TOPICS, NOTIFICATIONS
+from schemas.topics import ALL_TOPICS, DLQ, NOTIFICATIONS, TopicSpec
+from services.policy import Policy
+from services.runtime.connections import as_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +36,15 @@ def build_broker(
     registry: CollectorRegistry | None,
     max_publish_bytes: int,
     linger_ms: int = 5,
+    security: BaseSecurity | None = None,
 ) -> KafkaBroker:
-    """The service's broker; ``registry`` None leaves out FastStream's metrics middleware."""
+    """The service's broker; ``registry`` None leaves out FastStream's metrics middleware.
+
+    ``security`` comes from services/runtime/connections.py (``kafka_security``).
+    """
     return KafkaBroker(
         bootstrap_servers,
+        security=security,
         max_request_size=max_publish_bytes,
         client_id=f"complaints-{service}",
         # acks=all + idempotence: a publish returns only once the record is durable.
@@ -51,18 +60,43 @@ def build_broker(
     )
 
 
-async def ensure_topics(bootstrap_servers: str, partitions: int, prefix: str = "") -> None:
-    """Create every contract topic with an explicit partition count (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
+DAY_MS = 24 * 3600 * 1000
+
+
+def retention_ms(policy: Policy) -> dict[str, int]:
+    """``retention.ms`` per topic: how long Kafka keeps records that carry personal data
+    (the compacted profiles topic keeps each customer's latest, until the CRM's tombstone)."""
+    rules = policy.privacy
+    return {
+        spec.name: (rules.dlq_retention_days if spec.name == DLQ else rules.topic_retention_days)
+        * DAY_MS
+        for spec in ALL_TOPICS
+        if spec.personal and not spec.compacted
+    }
+
+
+async def ensure_topics(
+    connection: str | dict[str, Any], partitions: int, prefix: str = "",
+    retention: dict[str, int] | None = None, replication_factor: int = 1,
+) -> None:  # fmt: skip
+    """Create every contract topic with an explicit partition count and replication factor
+    (idempotent), and with ``retention`` (topic → retention.ms). A topic that exists with another retention is
+    reported, not changed: Kafka's AlterConfigs (all aiokafka has) replaces every setting
+    of a topic, and ops may own the others.
+
+    ``connection``: a bootstrap string, or client kwargs from connections.py.
+    """
+    retention = retention or {}
+    admin = AIOKafkaAdminClient(**as_client_kwargs(connection))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(
                 name=prefix + spec.name,
                 num_partitions=partitions,
-                replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+                replication_factor=replication_factor,
+                topic_configs=_topic_configs(spec, retention),
             )
             for spec in ALL_TOPICS
             if prefix + spec.name not in existing
@@ -72,8 +106,39 @@ async def ensure_topics(bootstrap_servers: str, partitions: int, prefix: str = "
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
             log.info("created topics %s", [topic.name for topic in wanted])
+        kept = {prefix + name: ms for name, ms in retention.items() if prefix + name in existing}
+        if kept:
+            await _report_other_retention(admin, kept)
     finally:
         await admin.close()
+
+
+def _topic_configs(spec: TopicSpec, retention: dict[str, int]) -> dict[str, str]:
+    configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+    if spec.name in retention:
+        configs["retention.ms"] = str(retention[spec.name])
+    return configs
+
+
+async def _report_other_retention(admin: AIOKafkaAdminClient, wanted: dict[str, int]) -> None:
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": None})
+                 for name in sorted(wanted)]  # fmt: skip
+    try:
+        responses = await admin.describe_configs(resources)
+    except KafkaError as failure:  # e.g. no DescribeConfigs permission on a managed cluster
+        log.warning("could not check the topics' retention: %s", type(failure).__name__)
+        return
+    for response in responses:
+        for resource in response.resources:
+            topic, entries = resource[3], resource[4]
+            current = next((entry[1] for entry in entries if entry[0] == "retention.ms"), None)
+            if topic in wanted and current is not None and int(current) != wanted[topic]:
+                log.warning(
+                    "topic %s keeps records %s ms, the policy says %d ms: kafka-configs "
+                    "--alter --entity-type topics --entity-name %s --add-config retention.ms=%d",
+                    topic, current, wanted[topic], topic, wanted[topic],
+                    extra={"topic": topic},
+                )  # fmt: skip
 
 
 def encode_event(event: CloudEvent) -> bytes:
@@ -125,11 +190,13 @@ async def publish_outbound(
         raise failed
 
 
-async def topic_partitions(bootstrap_servers: str, topics: list[str]) -> list[TopicPartition]:
+async def topic_partitions(
+    connection: str | dict[str, Any], topics: list[str]
+) -> list[TopicPartition]:
     """Every partition of ``topics``, asked of the cluster (a consumer's cache may lag)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
+    admin = AIOKafkaAdminClient(**as_client_kwargs(connection))
     try:
+        await admin.start()
         described = await admin.describe_topics(topics)
     finally:
         await admin.close()

@@ -8,6 +8,7 @@ Handlers never let bad input escape: it is turned into a DLQ record and acknowle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -24,16 +25,24 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, make_asgi_app
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from services.policy import PolicySource
 from services.runtime.batches import Links, by_key, plan_lanes, rewind_points
 from services.runtime.clock import Clock, system_clock
 from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
+from services.runtime.connections import (
+    describe_store_failure,
+    diagnose_kafka,
+    kafka_client_kwargs,
+    kafka_security,
+    mongo_client,
+)
 from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
-from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
+from services.runtime.kafka import build_broker, ensure_topics, publish_outbound, retention_ms
 from services.runtime.lag import LagMonitor
-from services.runtime.logs import quiet_payload_loggers
+from services.runtime.logs import quiet_payload_loggers, scrub
 from services.runtime.metrics import STORE_LISTENERS, CommonMetrics, StoreCommandTimer
 from services.runtime.records import InboundRecord
 from services.runtime.settings import ServiceSettings
@@ -64,20 +73,24 @@ class ServiceKit:
         self.clock = clock
         self.registry = CollectorRegistry()
         self.metrics = CommonMetrics(self.registry, name)
+        # Every Kafka client of the service (broker, admin, lag monitor) gets the same
+        # security from the settings (services/runtime/connections.py).
+        self.kafka: dict[str, Any] = kafka_client_kwargs(settings)
         self.broker: KafkaBroker = build_broker(
             settings.kafka_bootstrap_servers,
             name,
             self.registry if settings.metrics_enabled else None,
             settings.max_publish_bytes,
             settings.publish_linger_ms,
+            security=kafka_security(settings),
         )
         timers = (
             [StoreCommandTimer(self.metrics.store_latency, name)]
             if settings.metrics_enabled
             else []
         )
-        self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongodb_uri,
+        self.mongo: AsyncMongoClient[Document] = mongo_client(
+            settings,
             tz_aware=True,
             serverSelectionTimeoutMS=5000,
             event_listeners=[*timers, *STORE_LISTENERS],
@@ -102,6 +115,11 @@ class ServiceKit:
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._background: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # Connected: topics, indexes, broker clients and subscriptions are up. Until then
+        # the service is alive but not ready, and says why (not_ready_reason).
+        self.connected = False
+        self.not_ready_reason: str | None = "starting"
+        self._connecting: asyncio.Task[None] | None = None
         # Set on shutdown: background loops finish their current pass, then return.
         self.stopping = asyncio.Event()
         self.lag = LagMonitor(self, settings.lag_poll_seconds)
@@ -214,6 +232,14 @@ class ServiceKit:
         self._waiting_since.pop(record.position, None)
         return True
 
+    def waited_seconds(self, record: InboundRecord) -> float:
+        """How long ``record`` has been waiting on a dependency (RetryLater); 0 at first.
+
+        For a handler that would rather go on without a late fact than wait the whole
+        ``dependency_wait_seconds`` and be dead-lettered."""
+        since = self._waiting_since.get(record.position)
+        return 0.0 if since is None else time.monotonic() - since
+
     def _redeliver(self, record: InboundRecord, error: str) -> bool:
         self._failures[record.position] = self._failures.get(record.position, 0) + 1
         self.metrics.redeliveries.labels(self.name, record.topic, error).inc()
@@ -299,7 +325,72 @@ class ServiceKit:
             for waiter in waiters:
                 waiter.cancel()
 
+    # --- connecting ----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Topics, the store's indexes, the broker's clients and subscriptions, then the
+        background loops. Raises when Kafka or the store cannot be used."""
+        await ensure_topics(
+            self.kafka, self.settings.topic_partitions, self.settings.topic_prefix,
+            retention_ms(self.policy.current()), self.settings.topic_replication_factor,
+        )  # fmt: skip
+        for hook in self._startup:
+            await hook()
+        await self.warm_up_store()
+        try:
+            await self.broker.start()
+        except BaseException:
+            with contextlib.suppress(Exception):  # half-started clients; the next try rebuilds
+                await self.broker.stop()
+            raise
+        self.connected, self.not_ready_reason = True, None
+        self._tasks = [asyncio.create_task(loop()) for loop in self._background]
+
+    async def start(self) -> None:
+        """Connect; if that fails, stay up (alive, not ready), log why and keep trying.
+
+        Wrong credentials or an untrusted certificate then show as a 503 on /readyz with
+        the cause in the log, instead of a crash loop or a silent hang.
+        """
+        try:
+            await self.connect()
+        except Exception as failure:
+            await self._connect_failed(failure, attempt=1)
+            self._connecting = asyncio.create_task(self._keep_connecting())
+
+    async def _keep_connecting(self) -> None:
+        attempt = 1
+        while not self.stopping.is_set():
+            await self.pause(min(2.0**attempt, self.settings.connect_retry_max_seconds))
+            if self.stopping.is_set():
+                return
+            attempt += 1
+            try:
+                await self.connect()
+            except Exception as failure:
+                await self._connect_failed(failure, attempt)
+                continue
+            log.info("connected to Kafka and the store after %d attempts", attempt)
+            return
+
+    async def _connect_failed(self, failure: Exception, attempt: int) -> None:
+        if isinstance(failure, PyMongoError):
+            reason = f"store: {describe_store_failure(failure)}"
+        else:
+            cause = await diagnose_kafka(self.kafka)
+            reason = f"Kafka: {cause or f'{type(failure).__name__}: {failure}'}"
+        self.connected, self.not_ready_reason = False, reason
+        self.metrics.ready.labels(self.name).set(0)
+        retry = min(2.0**attempt, self.settings.connect_retry_max_seconds)
+        log.error(
+            "cannot start (attempt %d), not ready, retrying in %.0f s: %s", attempt, retry, reason,
+            extra={"reason": reason},
+        )  # fmt: skip
+
     async def ready(self) -> bool:
+        if not self.connected:
+            self.metrics.ready.labels(self.name).set(0)
+            return False
         try:
             kafka_ok = await self.broker.ping(timeout=2.0)
             await asyncio.wait_for(self.mongo.admin.command("ping"), timeout=2.0)
@@ -331,25 +422,16 @@ class ServiceKit:
                 return AsgiResponse(
                     b'{"status":"ready"}', 200, {"content-type": "application/json"}
                 )
+            body = {"status": "not ready", "reason": scrub(kit.not_ready_reason or "")}
             return AsgiResponse(
-                b'{"status":"not ready"}', 503, {"content-type": "application/json"}
+                json.dumps(body).encode(), 503, {"content-type": "application/json"}
             )
-
-        async def startup() -> None:
-            await ensure_topics(
-                kit.settings.kafka_bootstrap_servers,
-                kit.settings.topic_partitions,
-                kit.settings.topic_prefix,
-            )
-            for hook in kit._startup:
-                await hook()
-            await kit.warm_up_store()
-
-        async def start_background() -> None:
-            kit._tasks = [asyncio.create_task(loop()) for loop in kit._background]
 
         async def shutdown() -> None:
             kit.stopping.set()
+            if kit._connecting is not None:
+                kit._connecting.cancel()
+                await asyncio.gather(kit._connecting, return_exceptions=True)
             if kit._tasks:
                 _, late = await asyncio.wait(kit._tasks, timeout=SHUTDOWN_GRACE_SECONDS)
                 for task in late:  # stuck on an unreachable server: give up on it
@@ -359,18 +441,28 @@ class ServiceKit:
         async def close_store() -> None:
             await kit.mongo.close()
 
-        return AsgiFastStream(
-            self.broker,
+        return ServiceApp(
+            self,
             asgi_routes=[
                 ("/metrics", make_asgi_app(self.registry)),
                 ("/healthz", healthz),
                 ("/readyz", readyz),
             ],
-            on_startup=[startup],
-            after_startup=[start_background],
             on_shutdown=[shutdown],
             after_shutdown=[close_store],
         )
+
+
+class ServiceApp(AsgiFastStream):
+    """FastStream's ASGI app, with the broker started by the kit: connecting may fail
+    (unreachable, wrong credentials) and the service then stays up, not ready."""
+
+    def __init__(self, kit: ServiceKit, **options: Any) -> None:
+        super().__init__(kit.broker, **options)
+        self.kit = kit
+
+    async def _start_broker(self) -> None:
+        await self.kit.start()
 
 
 def service_app(

@@ -52,9 +52,8 @@ class LagMonitor:
                 ).set(max(0, ends[partition] - position))  # fmt: skip
 
     async def run(self) -> None:
-        bootstrap = self.kit.settings.kafka_bootstrap_servers
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        admin = AIOKafkaAdminClient(**self.kit.kafka)
+        consumer = AIOKafkaConsumer(**self.kit.kafka, group_id=None)
         try:
             await admin.start()
             await consumer.start()

@@ -32,12 +32,18 @@ class LeasedWork:
         found = self.collection.find({self.due_field: {"$lte": now}}, {"_id": 1})
         return [item["_id"] for item in await found.sort(self.due_field, 1).to_list(batch)]
 
-    async def claim(self, document_id: Any, now: datetime, lease_seconds: float) -> Document | None:
-        """The document with our lease on it, unless another instance holds a live one."""
+    async def claim(
+        self, document_id: Any, now: datetime, lease_seconds: float,
+        due_by: datetime | None = None,
+    ) -> Document | None:  # fmt: skip
+        """The document with our lease on it, unless another instance holds a live one.
+
+        ``due_by``: the due time to compare with, when it is not now (retention: a case is
+        due when it was resolved before now minus the retention period)."""
         return await self.collection.find_one_and_update(
             {
                 "_id": document_id,
-                self.due_field: {"$lte": now},
+                self.due_field: {"$lte": due_by or now},
                 "$or": [{self.lease_field: None}, {self.lease_field: {"$lt": now}}],
             },
             {"$set": {self.lease_field: now + timedelta(seconds=lease_seconds),

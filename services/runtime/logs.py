@@ -20,9 +20,22 @@ _CORRELATION_FIELDS = (
 # Last line of defence in case a message string carries personal data anyway.
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE = re.compile(r"\+?\d[\d\s-]{7,}\d")
+# user:password@ in a URI (mongodb://, kafka proxies, …): the password never shows.
+_URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+# Passwords the process was given (services/runtime/connections.py registers them).
+_SECRETS: set[str] = set()
+
+
+def register_secret(secret: str) -> None:
+    """Blank ``secret`` in every log line from now on (messages and tracebacks)."""
+    if len(secret) >= 4:  # shorter ones would blank ordinary words
+        _SECRETS.add(secret)
 
 
 def scrub(text: str) -> str:
+    text = _URI_PASSWORD.sub(r"\1***@", text)
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
     return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
 
 
@@ -37,7 +50,10 @@ class JsonFormatter(logging.Formatter):
         for field in _CORRELATION_FIELDS:
             value = record.__dict__.get(field)
             if value is not None:
-                entry[field] = value
+                # A reason may quote an error from a client library: scrub it like a message.
+                entry[field] = (
+                    scrub(value) if field == "reason" and isinstance(value, str) else value
+                )
         if record.exc_info:
             entry["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

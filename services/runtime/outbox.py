@@ -5,16 +5,17 @@ publishes them and removes them. A crash in between leaves them in the document 
 the redelivered record publishes them again, with the same ids.
 
 The outbox is a sub-document keyed by event id (uuid strings: no '.' or '$'), cleared
-with ``$unset``: FerretDB 1.24 silently ignores ``$pull`` with a query condition. Each
-entry carries its own sequence, because FerretDB returns sub-document keys sorted rather
-than in insertion order, and one case's events must go out in the order they happened.
+with ``$unset`` (some MongoDB-wire servers, FerretDB 1.24 among them, ignore ``$pull``
+with a query condition). Each entry carries its own sequence, because such servers may
+return sub-document keys sorted rather than in insertion order, and one case's events
+must go out in the order they happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -23,6 +24,8 @@ from services.runtime.kafka import OutboundMessage
 
 Document = dict[str, Any]
 OUTBOX = "outbox"
+# Set on a document whose personal data was masked (services/runtime/erasure.py).
+MASKED = "masked"
 
 
 class _Turn:
@@ -64,6 +67,7 @@ async def flush_outbox(
     collection: AsyncCollection[Document],
     document_id: Any,
     publish: Any,
+    masked: Callable[[Any, Document], Awaitable[object]] | None = None,
 ) -> int:
     """Publish what ``document_id`` still has pending, then forget it. Returns the count.
 
@@ -71,13 +75,17 @@ async def flush_outbox(
     and its actions); within one process they take turns, so the second finds the
     outbox already cleared instead of publishing the same events again. Across
     processes a duplicate stays possible, with the same event ids (at-least-once).
+
+    ``masked(document_id, marker)`` is called when the document's personal data was
+    masked (services/runtime/erasure.py): whatever the handler just wrote is masked again.
     """
     key = (collection.full_name, str(document_id))
     turn = _FLUSHING.setdefault(key, _Turn())
     turn.users += 1
     try:
         async with turn.lock:
-            document = await collection.find_one({"_id": document_id}, {OUTBOX: 1})
+            fields = {OUTBOX: 1, MASKED: 1} if masked is not None else {OUTBOX: 1}
+            document = await collection.find_one({"_id": document_id}, fields)
             messages = pending(document)
             if messages:
                 await publish(messages)
@@ -85,6 +93,8 @@ async def flush_outbox(
                     {"_id": document_id},
                     {"$unset": {f"{OUTBOX}.{message['id']}": "" for message in messages}},
                 )
+            if masked is not None and document and document.get(MASKED):
+                await masked(document_id, document[MASKED])
             return len(messages)
     finally:
         turn.users -= 1

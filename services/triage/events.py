@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.common import Money, Urgency
-from schemas.events import CaseTriaged
+from schemas.events import CaseTriaged, ReplyFlagged
 from schemas.topics import CASES_TRIAGED
 from services.runtime.kafka import OutboundMessage, event_message
+from services.triage.replies import ReplyProblem
 from services.triage.rules import CaseFacts, CustomerFacts, TriageDecision
 
 SOURCE = "/complaints/triage"
@@ -89,3 +90,18 @@ def triaged_message(
         (data.case_number, str(revision)),
     )
     return event
+
+
+def flagged_message(
+    case_number: str, action_id: str, problems: list[ReplyProblem], first: bool, now: datetime
+) -> OutboundMessage:
+    """An agent's reply that breaks the house rules, for the team lead (advisory)."""
+    data = ReplyFlagged(
+        case_number=case_number,
+        action_id=action_id,
+        problems=[problem.text for problem in problems],
+        problem_codes=[problem.code for problem in problems],
+        first=first,
+    )
+    return event_message(CASES_TRIAGED, "complaint.reply.flagged", SOURCE, case_number, data,
+                         now, (case_number, action_id, "reply_flagged"))  # fmt: skip

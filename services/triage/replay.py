@@ -22,6 +22,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from services.policy import Policy, PolicyError, load_policy
+from services.runtime.connections import mongo_client
 from services.triage.events import facts_from_opened
 from services.triage.rules import URGENCY_ORDER, decide
 from services.triage.settings import TriageSettings
@@ -101,7 +102,7 @@ def replay_report(
 
 
 async def load_cases(settings: TriageSettings) -> list[dict[str, Any]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = mongo_client(settings, tz_aware=True)
     try:
         collection = client[f"{settings.mongodb_database_prefix}_triage"]["cases"]
         return await collection.find({}, {"outbox": 0, "applied": 0}).to_list()

@@ -8,27 +8,45 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from pydantic import TypeAdapter, ValidationError
 
-from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
+from schemas.inbound import Reply
+from schemas.topics import (
+    CASE_ACTIONS,
+    CASES_FOLLOWUPS,
+    CASES_OPENED,
+    CUSTOMER_ERASURES,
+    CUSTOMER_PROFILES,
+)
 from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
+from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import MASKED, add_to_outbox, flush_outbox
 from services.runtime.per_turn import PerTurn
 from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 from services.triage.deadlines import DeadlineWatcher
 from services.triage.events import (
     decision_document,
     decision_from_document,
     facts_from_opened,
+    flagged_message,
     triaged_message,
 )
 from services.triage.insights.hook import Insights, with_reasons
+from services.triage.privacy import TriagePrivacy
+from services.triage.replies import check_reply
 from services.triage.rules import decide, retriage
 from services.triage.settings import TriageSettings
 from services.triage.watch import DEADLINES, next_alarm_at, plan_alarms, stop
+
+_REPLY: TypeAdapter[Reply] = TypeAdapter(Reply)
+# The clocks each action stops.
+STOPS = {"first_response": ("first_response",), "reply": ("first_response",),
+         "resolve": DEADLINES}  # fmt: skip
 
 
 class TriageService:
@@ -53,11 +71,26 @@ class TriageService:
         self.escalations = Counter(
             "complaints_escalations_total", "Escalated triage decisions", registry=kit.registry
         )
+        self.flagged = Counter(
+            "complaints_replies_flagged_total",
+            "Agents' replies that break a house rule, by problem (advisory)",
+            ["problem"],
+            registry=kit.registry,
+        )
         self._previous = PerTurn(self._count_previous)
         self.watcher = DeadlineWatcher(
             kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
         )
         self.insights = Insights(kit, self.cases, settings)
+        self.privacy = TriagePrivacy(kit.db, kit.registry, [self.insights.erase_traces])
+        self.retention = RetentionLoop(
+            kit, self.cases, self.mask_case, settings.retention_poll_seconds
+        )
+
+    async def mask_case(self, case_number: str, masked: dict[str, Any]) -> None:
+        """Retention: the case's personal data, and what the insights kept of it."""
+        await self.privacy.mask_case(case_number, masked)
+        await self.insights.store.erase_cases([case_number])
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
@@ -68,9 +101,21 @@ class TriageService:
         self.kit.subscribe(CASES_OPENED, self.on_case_event, links=by_case_and_customer)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
+        self.kit.subscribe(CUSTOMER_ERASURES, self.on_erasure)
+        self.kit.on_startup(self.retention.ensure_indexes)
+        self.kit.background(self.retention.run)
 
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("customer_id", 1), ("received_at", 1)])
+
+    async def on_erasure(self, record: InboundRecord) -> None:
+        erasure = erasure_found_by_intake(parse_cloudevent(record))
+        if erasure is not None:
+            await self.privacy.erase(erasure, self.kit.clock(), self.kit.publish)
+
+    async def flush(self, case_number: str) -> None:
+        # A case erased before (a late event, a redelivery) is masked again after the write.
+        await flush_outbox(self.cases, case_number, self.kit.publish, masked=self.privacy.mask_case)
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
@@ -86,6 +131,8 @@ class TriageService:
         event = parse_cloudevent(record)
         if event["type"] == "complaint.case.reopened":
             await self.on_reopened(event)
+            at = datetime.fromisoformat(str(event["time"]))
+            await note_reopened(self.cases, str(event["data"]["case_number"]), at)
 
     async def previous_cases(self, customer_id: str | None, case_number: str, at: datetime) -> int:
         """The customer's other cases received in the repeat window before ``at``."""
@@ -120,7 +167,7 @@ class TriageService:
         policy = self.kit.policy.current()
         decision = decide(facts_from_opened(data, customer, previous), policy)
         stored = await self.cases.find_one(
-            {"_id": case_number}, {"applied": 1, "insights": 1, "insight_reasons": 1}
+            {"_id": case_number}, {"applied": 1, "insights": 1, "insight_reasons": 1, MASKED: 1}
         )
         decision, observed = await self.insights.observe(data, decision, stored, event["id"])
         case = {"opened": data, "customer": customer}
@@ -160,7 +207,7 @@ class TriageService:
             waited = (self.kit.clock() - received_at).total_seconds()
             self.receipt_to_triage.labels(data.get("channel", "unknown")).observe(max(0.0, waited))
             self.watcher.notify(next_alarm_at(alarms))
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
     async def redecide(self, case_number: str, cause_id: str, change: dict[str, Any]) -> None:
         """Re-run triage on a stored case with ``change`` applied to its facts."""
@@ -230,7 +277,7 @@ class TriageService:
         if applied and changed:
             self.count(decision.category, decision.urgency, decision.escalated)
             self.watcher.notify(update["next_alarm_at"])
-        await flush_outbox(self.cases, case_number, self.kit.publish)
+        await self.flush(case_number)
 
     async def on_message(self, event: dict[str, Any]) -> None:
         data = event["data"]
@@ -252,32 +299,40 @@ class TriageService:
         )
 
     async def on_action(self, record: InboundRecord) -> None:
-        """A first response or a resolution stops the matching clocks."""
-        try:
-            action = json.loads((record.value or b"").decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        """A first response, an agent's reply or a resolution stops the matching clocks; a
+        reply is also checked against the house rules."""
+        action = _action_of(record)
+        if action is None:
             return  # the followup service owns rejecting malformed actions
-        if not isinstance(action, dict):
-            return
         if action.get("type") == "acknowledge_insight":
             await self.insights.on_acknowledge(action)
             return
-        stops = {"first_response": ("first_response",), "resolve": DEADLINES}.get(
-            str(action.get("type"))
-        )
+        stops = STOPS.get(str(action.get("type")))
         if not stops:
             return
         try:
             case_number, action_id = str(action["case_number"]), str(action["action_id"])
             at = datetime.fromisoformat(str(action["at"]))
-        except (KeyError, ValueError):
+            reply = _REPLY.validate_python(action) if action["type"] == "reply" else None
+        except (KeyError, ValueError, ValidationError):
             return  # malformed: dead-lettered by the followup service
         case = await self.cases.find_one({"_id": case_number})
         if case is None or "decision" not in case:
             raise RetryLater(f"case {case_number} not triaged yet")
-        stopped = stop(case.get("alarms") or {}, stops, at)
+        if action.get("type") == "resolve":
+            await note_resolved(self.cases, case_number, at)
+        alarms = case.get("alarms") or {}
+        messages, problems, first = [], [], False
+        if reply is not None and action_id not in case.get("applied", []):
+            # The case's first reply: marked so by the desk, or no first response yet.
+            first = reply.first or (alarms.get("first_response") or {}).get("stopped_at") is None
+            problems = check_reply(reply.text, first, self.kit.policy.current().replies)
+            if problems:
+                messages = [flagged_message(case_number, action_id, problems, first,
+                                            self.kit.clock())]  # fmt: skip
+        stopped = stop(alarms, stops, at)
         resolution = action.get("resolution") if action.get("type") == "resolve" else None
-        await apply_once(
+        applied = await apply_once(
             self.cases,
             case_number,
             action_id,
@@ -288,10 +343,16 @@ class TriageService:
                     "next_alarm_at": next_alarm_at(stopped),
                     **({"resolution_root_cause": resolution.get("root_cause", "unknown")}
                        if isinstance(resolution, dict) else {}),
+                    **add_to_outbox(messages),
                 },
                 "$inc": {"alarm_version": 1},
             },
         )  # fmt: skip
+        if applied:
+            for problem in problems:
+                self.flagged.labels(problem.code).inc()
+        if reply is not None:  # only a reply has events to publish
+            await self.flush(case_number)
         if resolution is not None:
             await self.insights.on_resolved(case_number, action_id, at, action)
 
@@ -299,6 +360,15 @@ class TriageService:
         self.decisions.labels(category, urgency).inc()
         if escalated:
             self.escalations.inc()
+
+
+def _action_of(record: InboundRecord) -> dict[str, Any] | None:
+    """The action record as a JSON object, or None."""
+    try:
+        action = json.loads((record.value or b"").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return action if isinstance(action, dict) else None
 
 
 def build(kit: ServiceKit, settings: TriageSettings) -> TriageService:

@@ -76,6 +76,8 @@ async def test_unhappy_customer_reopens_and_gets_a_second_check(
             and s.data["template"].startswith("satisfaction_survey")
         )  # fmt: skip
         assert case in invitation[0].data["body"]
+        # The offer expired meanwhile (72 h): the resolved record is revised with its fallback.
+        await p.reader.wait_for(one(p, case, "complaint.case.resolved", revision=2))
 
         await p.send("cases.actions", action(case, "survey_response", clock.now, score=1,
                                              comment="still broken"), key=case)  # fmt: skip
@@ -100,8 +102,16 @@ async def test_unhappy_customer_reopens_and_gets_a_second_check(
         await p.send("cases.actions", second_resolve, key=case)
         await p.send("cases.actions", action(case, "survey_response", clock.now, score=5), key=case)
         await p.reader.wait_for(one(p, case, "complaint.followup.answered", score=5))
-        resolved_ids = [s.event["id"] for s in p.reader.of_case(case, "complaint.case.resolved")]
-        assert len(resolved_ids) == 2 and len(set(resolved_ids)) == 2
+        records = p.reader.of_case(case, "complaint.case.resolved")
+        assert len({s.event["id"] for s in records}) == len(records)
+        # Two resolutions; the first revised once when its offer expired with the fallback
+        # three days after it (nothing had been accepted when it was resolved).
+        assert [(s.data["resolved_at"], s.data["revision"]) for s in records] == [
+            (resolved.data["resolved_at"], 1), (resolved.data["resolved_at"], 2),
+            (records[2].data["resolved_at"], 1),
+        ]  # fmt: skip
+        assert records[1].data["compensation"]["granted_on_expiry"] is True
+        assert records[2].data["compensation"] == records[1].data["compensation"]
         assert len(p.reader.of_case(case, "complaint.followup.scheduled")) == 2
         # The reopening brought one new offer (the first had expired meanwhile), no more.
         await p.reader.wait_for(

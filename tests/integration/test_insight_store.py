@@ -54,7 +54,8 @@ async def test_a_case_counts_once_per_key_even_when_counted_again_concurrently(
     document = (await store.key_documents([KEY.id]))[KEY.id]
     assert document["hours"] == {"2026112302": 2}
     assert [s.case_number for s in sightings(document)] == ["CS20261123-0001", "CS20261123-0002"]
-    assert document["samples"] == ["s", "t"] and document["open_insight"] is None
+    assert [x["s"] for x in document["samples"]] == ["s", "t"]
+    assert document["open_insight"] is None
     await store.trim(KEY.id, ["2026112302"])
     assert (await store.key_documents([KEY.id]))[KEY.id]["hours"] == {}
 
@@ -66,7 +67,8 @@ async def test_sightings_and_samples_stay_bounded(store: InsightStore) -> None:
     document = (await store.key_documents([KEY.id]))[KEY.id]
     assert next(s.case_number for s in sightings(document)) == "CS20261123-0002"
     assert len(document["recent"]) == 10 and document["hours"] == {"2026112302": 12}
-    assert document["samples"] == ["sample 9", "sample 10", "sample 11"]
+    assert [x["s"] for x in document["samples"]] == ["sample 9", "sample 10", "sample 11"]
+    assert document["samples"][0]["c"] == "CS20261123-0009"
 
 
 async def test_sightings_no_window_reads_again_are_trimmed(store: InsightStore) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.intake.complaint import source_key_for
 from tests.support.infra import Infra
 from tests.support.kafka import Upstream
 from tests.support.system import FakeClock, start_services
@@ -62,7 +63,7 @@ async def test_two_instances_one_group_no_duplicates(
 
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
         store = client[f"{group}_intake"]
-        keys = [f"app:{ref}" for ref in refs]
+        keys = [source_key_for("app", ref) for ref in refs]
 
         async def all_opened() -> bool:
             pending = await store["cases"].count_documents(

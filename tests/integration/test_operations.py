@@ -136,12 +136,31 @@ async def test_metrics_dashboard_and_prometheus_after_the_sample_flow(
                                    "complaint.compensation.approval_requested"}
                 )  # fmt: skip
             clock.advance(timedelta(hours=2))
-            for case in cases:
+            # Agents at work: a customer accepts an offer and its case is resolved right
+            # behind it, an agent's rude first reply, a case resolved twice (cases[0] is the
+            # one the flow reopens; these leave it alone).
+            proposed = reader.matching(lambda s: s.type == "complaint.compensation.proposed"
+                                       and s.data["case_number"] in cases[1:-1])  # fmt: skip
+            assert proposed, "a sample case between the first and the last has an offer"
+            chosen = proposed[0].data
+            accepted_case = chosen["case_number"]
+            await upstream.send(prefix + "cases.actions", action(
+                accepted_case, "accept_offer", clock.now, offer_id=chosen["offer_id"],
+                option_id=chosen["options"][0]["option_id"]), key=accepted_case.encode())  # fmt: skip
+            await upstream.send(prefix + "cases.actions", action(
+                cases[-1], "reply", clock.now, text="您應該先看說明書。", first=True),
+                key=cases[-1].encode())  # fmt: skip
+            for case in [*cases, cases[-1]]:
                 await upstream.send(prefix + "cases.actions", action(
                     case, "resolve", clock.now,
                     resolution={"summary": "fixed", "root_cause": "one_off"}),
                     key=case.encode())  # fmt: skip
-            await reader.wait_for(lambda s: s.type == "complaint.case.resolved", count=len(cases))
+            resolved = await reader.wait_for(
+                lambda s: s.type == "complaint.case.resolved", count=len(cases)
+            )
+            (with_offer,) = [s for s in resolved if s.data["case_number"] == accepted_case]
+            assert with_offer.data["compensation"]["option_id"] == chosen["options"][0]["option_id"]
+            await reader.wait_for(lambda s: s.type == "complaint.reply.flagged")
             # Days pass: offers expire (fallback granted), surveys go out.
             clock.advance(timedelta(days=8))
             await reader.wait_for(lambda s: s.type == "complaint.followup.sent", count=len(cases))
@@ -227,6 +246,10 @@ def _check_business_metrics(scraped: dict[str, Samples], cases: int) -> None:
     assert total(followup, "complaints_survey_answers_total", score="1") == 1
     assert total(followup, "complaints_reopened_total") == 1
     assert total(followup, "complaints_resolved_total") == cases
+    ignored = {"type": "resolve", "reason": "already_resolved"}
+    assert total(followup, "complaints_actions_ignored_total", **ignored) == 1
+    assert total(compensation, "complaints_offers_total", outcome="accepted") == 1
+    assert total(triage, "complaints_replies_flagged_total", problem="banned_phrase") == 1
     assert total(scraped["triage"], "complaints_events_published_total") > 0
 
 

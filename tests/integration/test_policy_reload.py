@@ -34,22 +34,22 @@ async def test_editing_the_policy_file_changes_decisions(
 
     try:
         before = await triage("CS20261123-9101")
-        assert (before["urgency"], before["policy_version"]) == ("normal", "2026.11-1")
+        assert (before["urgency"], before["policy_version"]) == ("normal", "2026.11-2")
 
         # Delivery problems become high urgency, under a new version.
-        edited = text.replace('version = "2026.11-1"', 'version = "2026.11-2"').replace(
+        edited = text.replace('version = "2026.11-2"', 'version = "2026.11-3"').replace(
             'name = "delivery"\nurgency = "normal"', 'name = "delivery"\nurgency = "high"'
         )
         assert edited.count('urgency = "high"') > text.count('urgency = "high"')
         policy.write_text(edited, encoding="utf-8")
         os.utime(policy, (T0.timestamp() + 1, T0.timestamp() + 1))
         after = await triage("CS20261123-9102")
-        assert (after["urgency"], after["policy_version"]) == ("high", "2026.11-2")
+        assert (after["urgency"], after["policy_version"]) == ("high", "2026.11-3")
 
         # A broken edit is refused: the service keeps deciding by the last good file.
         policy.write_text(edited.replace("respond_within_hours = 4", "respond_within_hours = -1"))
         os.utime(policy, (T0.timestamp() + 2, T0.timestamp() + 2))
         kept = await triage("CS20261123-9103")
-        assert (kept["urgency"], kept["policy_version"]) == ("high", "2026.11-2")
+        assert (kept["urgency"], kept["policy_version"]) == ("high", "2026.11-3")
     finally:
         await setup.__aexit__()

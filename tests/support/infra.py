@@ -15,8 +15,11 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from services.runtime.connections import redact_uri
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / "deploy" / "local"
@@ -33,12 +36,17 @@ class Infra:
     mongo_origin: str
     kafka_version: str = "unknown"
     mongo_version: str = "unknown"
+    # For a secured broker and store: the services' extra settings (KAFKA_SECURITY_PROTOCOL,
+    # credentials, CA files) and the security options of the tests' own Kafka clients.
+    service_settings: dict[str, Any] = field(default_factory=dict)
+    kafka_client_options: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> list[str]:
         return [
             f"Kafka broker: {self.kafka_bootstrap_servers} ({self.kafka_origin}), "
             f"version {self.kafka_version}",
-            f"MongoDB-wire server: {self.mongodb_uri} ({self.mongo_origin}), {self.mongo_version}",
+            f"MongoDB-wire server: {redact_uri(self.mongodb_uri)} ({self.mongo_origin}), "
+            f"{self.mongo_version}",
         ]
 
 
@@ -102,8 +110,8 @@ def start_containers(stack: ExitStack, kafka: bool, mongo: bool) -> tuple[str | 
     return kafka_url, mongo_url
 
 
-def local_kafka_version() -> str:
-    log = TEST_RUN_DIR / "kafka" / "server.log"
+def local_kafka_version(state_dir: Path = TEST_RUN_DIR / "kafka") -> str:
+    log = state_dir / "server.log"
     if log.exists():
         found = re.search(r"Kafka version: (\S+)", log.read_text(errors="replace"))
         if found:
@@ -116,16 +124,20 @@ async def probe_versions(infra: Infra) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
     from pymongo import AsyncMongoClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
-    await admin.start()
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=infra.kafka_bootstrap_servers, **infra.kafka_client_options
+    )
     try:
+        await admin.start()
         cluster = await admin.describe_cluster()
         infra.kafka_version += (
             f"; cluster {cluster['cluster_id']}, {len(cluster['brokers'])} broker(s)"
         )
     finally:
         await admin.close()
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        infra.mongodb_uri, **_mongo_tls(infra.service_settings)
+    )
     try:
         info = await client.admin.command("buildInfo")
         if "secantusVersion" in info:
@@ -164,5 +176,59 @@ def provide_infra(stack: ExitStack, say: Callable[[str], None]) -> Infra:
     )
     if infra.kafka_origin.startswith("local"):
         infra.kafka_version = local_kafka_version()
+    asyncio.run(probe_versions(infra))
+    return infra
+
+
+def _mongo_tls(settings: dict[str, Any]) -> dict[str, Any]:
+    ca_file = settings.get("mongodb_tls_ca_file")
+    return {"tls": True, "tlsCAFile": str(ca_file)} if ca_file else {}
+
+
+def _client_env(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            values[name.strip().lower()] = value.strip().strip("'")
+    return values
+
+
+def start_secure_local(stack: ExitStack, run_dir: Path, kafka_port: int, mongo_port: int) -> Infra:
+    """The local Kafka with only a SASL_SSL listener (SCRAM-SHA-512, a CA made at start) and
+    the local store with TLS and SCRAM-SHA-256 users, on fresh state in ``run_dir``; their
+    stops are registered on ``stack``. Returns what a service needs to use them."""
+    from services.runtime.connections import kafka_security_kwargs
+    from services.runtime.settings import ConnectionSettings
+
+    env = dict(os.environ)
+    env.update(
+        COMPLAINTS_RUN_DIR=str(run_dir), LOCAL_KAFKA_PORT=str(kafka_port),
+        LOCAL_KAFKA_CONTROLLER_PORT=str(kafka_port + 1), LOCAL_MONGO_PORT=str(mongo_port),
+        LOCAL_KAFKA_SECURITY="sasl_ssl", LOCAL_STORE_SECURITY="auth_tls",
+    )  # fmt: skip
+
+    def run(script: str, action: str) -> None:
+        subprocess.run([str(LOCAL / script), action], env=env, check=True, timeout=600)
+
+    for script in ("kafka.sh", "store.sh"):
+        run(script, "stop")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for script in ("kafka.sh", "store.sh"):
+        stack.callback(run, script, "stop")
+        run(script, "start")
+    kafka = _client_env(run_dir / "kafka" / "client.env")
+    store = _client_env(run_dir / "store" / "client.env")
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    settings = ConnectionSettings(kafka_bootstrap_servers=bootstrap, **kafka)  # type: ignore[arg-type]
+    infra = Infra(
+        kafka_bootstrap_servers=bootstrap,
+        mongodb_uri=store["mongodb_uri"],
+        kafka_origin="local, SASL_SSL listener with SCRAM-SHA-512",
+        mongo_origin="local, TLS with SCRAM-SHA-256",
+        kafka_version=local_kafka_version(run_dir / "kafka"),
+        service_settings={**kafka, "mongodb_tls_ca_file": store["mongodb_tls_ca_file"]},
+        kafka_client_options=kafka_security_kwargs(settings),
+    )
     asyncio.run(probe_versions(infra))
     return infra

@@ -24,9 +24,11 @@ class Isolated:
         self.prefix = f"{namespace}.{uuid.uuid4().hex[:6]}."
         self.namespace = f"{namespace}w{uuid.uuid4().hex[:4]}"
         self.reader = EventReader(
-            infra.kafka_bootstrap_servers, tuple(self.prefix + t for t in OUTBOUND_TOPICS)
+            infra.kafka_bootstrap_servers,
+            tuple(self.prefix + t for t in OUTBOUND_TOPICS),
+            infra.kafka_client_options,
         )
-        self.upstream = Upstream(infra.kafka_bootstrap_servers)
+        self.upstream = Upstream(infra.kafka_bootstrap_servers, **infra.kafka_client_options)
         self.stack = AsyncExitStack()
         self.apps: dict[str, Any] = {}
 

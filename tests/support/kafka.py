@@ -14,7 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 OUTBOUND_TOPICS = (
     "cases.opened", "cases.triaged", "cases.compensation", "cases.followups",
-    "cases.resolved", "cases.insights", "notifications.outbound", "complaints.dlq",
+    "cases.resolved", "cases.insights", "notifications.outbound", "customers.erasures",
+    "complaints.dlq",
 )  # fmt: skip
 
 
@@ -42,6 +43,8 @@ class EventReader:
 
     bootstrap_servers: str
     topics: tuple[str, ...] = OUTBOUND_TOPICS
+    # Security for a secured broker (services/runtime/connections.kafka_security_kwargs).
+    options: dict[str, Any] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     _consumer: AIOKafkaConsumer | None = None
     _task: asyncio.Task[None] | None = None
@@ -54,6 +57,7 @@ class EventReader:
             group_id=None,
             auto_offset_reset="earliest",
             metadata_max_age_ms=1000,
+            **self.options,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._read())
@@ -128,9 +132,12 @@ class EventReader:
 class Upstream:
     """A plain producer publishing raw bytes, as the channel adapters do."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, **options: Any) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", max_request_size=16 * 1024 * 1024
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            max_request_size=16 * 1024 * 1024,
+            **options,
         )
 
     async def start(self) -> None:

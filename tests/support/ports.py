@@ -2,15 +2,17 @@
 
 Taken below the kernel's ephemeral range (32768–60999 here), where the clients' own
 outgoing connections pick their ports: a port found free there can be taken by such a
-connection before the server binds it.
+connection before the server binds it. TEST_FREE_PORTS=LOW-HIGH moves the range (a machine
+shared with other test runs may give each its own).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
-LOW, HIGH = 20000, 32000
+LOW, HIGH = (int(end) for end in os.environ.get("TEST_FREE_PORTS", "20000-32000").split("-"))
 
 
 def _bindable(port: int) -> bool:

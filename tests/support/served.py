@@ -21,14 +21,20 @@ ORDER = ("intake", "triage", "compensation", "followup")  # the ports services.s
 
 @asynccontextmanager
 async def served(
-    infra: Infra, namespace: str, clock: Any, prefix: str, port_base: int, **overrides: Any
+    infra: Infra,
+    namespace: str,
+    clock: Any,
+    prefix: str,
+    port_base: int,
+    names: tuple[str, ...] = ORDER,
+    **overrides: Any,
 ) -> AsyncIterator[dict[str, str]]:
-    """Yields {service: base URL}; stops every server (gracefully) on exit."""
+    """Yields {service: base URL}; stops every server (gracefully) on exit."""  # fmt: skip
     servers: list[uvicorn.Server] = []
     tasks: list[asyncio.Task[None]] = []
     urls: dict[str, str] = {}
     try:
-        for offset, name in enumerate(ORDER):
+        for offset, name in enumerate(names):
             port = port_base + offset
             settings = settings_for(name, infra, namespace, topic_prefix=prefix, http_port=port,
                                     **{**FAST, **overrides})  # fmt: skip

@@ -42,13 +42,16 @@ class FakeClock:
 
 def settings_for(name: str, infra: Any, namespace: str, **overrides: Any) -> ServiceSettings:
     settings_class, _ = FACTORIES[name]
-    return settings_class(
-        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        mongodb_uri=infra.mongodb_uri,
-        mongodb_database_prefix=namespace,
-        consumer_group_prefix=namespace,
+    values = {
+        "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
+        "mongodb_uri": infra.mongodb_uri,
+        "mongodb_database_prefix": namespace,
+        "consumer_group_prefix": namespace,
+        # A secured broker and store: security protocol, credentials, CA files.
+        **getattr(infra, "service_settings", {}),
         **overrides,
-    )
+    }
+    return settings_class(**values)
 
 
 async def start_services(

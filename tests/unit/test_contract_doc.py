@@ -215,15 +215,20 @@ def test_inbound_field_tables_match_the_exported_payload(topic: str) -> None:
 
 def test_action_tables_match_the_exported_actions() -> None:
     exported = action_schemas()
-    common = set.intersection(*(fields(schema)[1] for schema in exported.values()))
-    envelope = {name(row["field"]) for row in table(f"`{ACTIONS_TOPIC}`", "field")}
-    assert envelope == common, "the fields every action has"
+    every = set.intersection(*(fields(schema)[0] for schema in exported.values()))
+    always = set.intersection(*(fields(schema)[1] for schema in exported.values()))
+    envelope = {name(row["field"]): row["required"] == "yes"
+                for row in table(f"`{ACTIONS_TOPIC}`", "field")}  # fmt: skip
+    assert set(envelope) == every, "the fields every action has"
+    assert {field for field, needed in envelope.items() if needed} == always, "required by all"
     rows = {name(row["action"]): row for row in table(f"`{ACTIONS_TOPIC}`", "action")}
     assert set(rows) == set(exported), "action types: page vs schema"
     for action_type, row in rows.items():
         properties, required = fields(exported[action_type])
-        assert set(names(row["required fields"])) == required - common, action_type
-        assert set(names(row["optional fields"])) == properties - required, action_type
+        assert set(names(row["required fields"])) == required - set(envelope), action_type
+        assert set(names(row["optional fields"])) == properties - required - set(envelope), (
+            action_type
+        )
 
 
 def json_examples() -> list[tuple[str, Any]]:

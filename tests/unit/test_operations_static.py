@@ -77,11 +77,12 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
 
 def test_kubernetes_deployments_probe_the_real_endpoints_with_resources() -> None:
     found = manifests()
-    config = {d["kind"]: d for d in found["config"]}
+    config = {d["kind"]: d for d in found["config"] if d["kind"] != "Secret"}
+    secrets = {d["metadata"]["name"]: d for d in found["config"] if d["kind"] == "Secret"}
     settable = {field.upper() for field in
                 (*ServiceSettings.model_fields, *SchedulerSettings.model_fields)}  # fmt: skip
     assert set(config["ConfigMap"]["data"]) <= settable
-    assert set(config["Secret"]["stringData"]) <= settable
+    assert set(secrets["complaints-store"]["stringData"]) <= settable
     for name in SERVICES:
         docs = {d["kind"]: d for d in found[name]}
         deployment = docs["Deployment"]
@@ -103,6 +104,38 @@ def test_kubernetes_deployments_probe_the_real_endpoints_with_resources() -> Non
         assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
         assert docs["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
         assert docs["Service"]["spec"]["selector"] == labels
+        assert {"secretRef": {"name": "complaints-store"}} in container["envFrom"]
+
+
+def test_kubernetes_takes_the_kafka_credentials_from_the_secret() -> None:
+    """The *_FILE settings name files of the mounted Secret; KEDA uses the same Secret."""
+    found = manifests()
+    config = {d["kind"]: d for d in found["config"] if d["kind"] != "Secret"}
+    secrets = {d["metadata"]["name"]: d for d in found["config"] if d["kind"] == "Secret"}
+    data = config["ConfigMap"]["data"]
+    assert data["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert data["KAFKA_SASL_MECHANISM"].startswith("SCRAM-")
+    assert "KAFKA_SASL_PASSWORD" not in data and "KAFKA_SASL_USERNAME" not in data
+    kafka_secret = secrets["complaints-kafka"]["stringData"]
+    auth = config["TriggerAuthentication"]["spec"]["secretTargetRef"]
+    assert {(r["name"], r["key"]) for r in auth} <= {("complaints-kafka", k) for k in kafka_secret}
+    assert {r["parameter"] for r in auth} >= {"sasl", "username", "password", "tls", "ca"}
+    for name in SERVICES:
+        docs = {d["kind"]: d for d in found[name]}
+        pod = docs["Deployment"]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        mounted = {}
+        for mount in container["volumeMounts"]:
+            (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+            assert volume["secret"]["secretName"] == "complaints-kafka"
+            for item in volume["secret"]["items"]:
+                assert item["key"] in kafka_secret
+                mounted[f"{mount['mountPath']}/{item['path']}"] = item["key"]
+        for setting in ("KAFKA_SASL_USERNAME_FILE", "KAFKA_SASL_PASSWORD_FILE",
+                        "KAFKA_SSL_CA_FILE"):  # fmt: skip
+            assert data[setting] in mounted, (name, setting)
+        for trigger in docs["ScaledObject"]["spec"]["triggers"]:
+            assert trigger["authenticationRef"] == {"name": "complaints-kafka"}, name
 
 
 def test_keda_scales_each_service_on_the_lag_of_the_groups_it_really_uses() -> None:

@@ -28,12 +28,21 @@ def test_bundled_policy_matches_policy_md() -> None:
     follow = policy.followup
     assert (follow.default_delay_days, follow.refund_delay_days) == (3, 7)
     assert (follow.send_window_start_hour, follow.send_window_end_hour) == (9, 20)
+    approval = comp.approval
+    assert (approval.remind_after_hours, approval.escalate_after_hours,
+            approval.expire_at_top_after_hours) == (4, 12, 24)  # fmt: skip
+    assert approval.approver_roles == ["supervisor", "manager"]
+    assert comp.fulfilment_days == {"refund": 10, "shipping_refund": 10, "replacement": 3,
+                                    "coupon": 0, "tier_upgrade": 1, "apology_only": 2}  # fmt: skip
+    first_reply = policy.replies.first_reply
+    assert "thank" in first_reply.thanks and "sorry" in first_reply.apology
+    assert "我們會" in first_reply.next_step and "明天" in first_reply.time_words
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda text: text.replace('version = "2026.11-1"', 'version = ""'), "version"),
+        (lambda text: text.replace('version = "2026.11-2"', 'version = ""'), "version"),
         (
             lambda text: text.replace("respond_within_hours = 2\n", "respond_within_hours = -2\n"),
             "respond_within_hours",
@@ -51,6 +60,68 @@ def test_bundled_policy_matches_policy_md() -> None:
             ),
             "supervisor_authority_limit",
         ),
+        (
+            lambda text: text.replace("remind_after_hours = 4", "remind_after_hours = 13"),
+            "reminder must come before the escalation",
+        ),
+        (
+            lambda text: text.replace(
+                "expire_at_top_after_hours = 24", "expire_at_top_after_hours = 3"
+            ),
+            "reminder must come before the expiry at the top",
+        ),
+        (
+            lambda text: text.replace("remind_after_hours = 4", "remind_after_hours = 0"),
+            "approval.remind_after_hours: Input should be greater than 0",
+        ),
+        (
+            lambda text: text.replace("escalate_after_hours = 12", "escalate_after_hours = -12"),
+            "approval.escalate_after_hours: Input should be greater than 0",
+        ),
+        (
+            lambda text: text.replace(
+                'approver_roles = ["supervisor", "manager"]',
+                'approver_roles = ["supervisor", "supervisor", "manager"]',
+            ),
+            "must not repeat a role",
+        ),
+        (
+            lambda text: text.replace(
+                'approver_roles = ["supervisor", "manager"]', 'approver_roles = ["supervisor"]'
+            ),
+            "must name supervisor and manager",
+        ),
+        (
+            lambda text: text.replace(
+                'approver_roles = ["supervisor", "manager"]',
+                'approver_roles = ["manager", "supervisor"]',
+            ),
+            "supervisor before manager",
+        ),
+        (
+            lambda text: text.replace(
+                'approver_roles = ["supervisor", "manager"]', "approver_roles = []"
+            ),
+            "approver_roles: List should have at least 1 item",
+        ),
+        (
+            lambda text: text.replace("[compensation.approval]\n", "[compensation.approvals]\n"),
+            "compensation.approval: Field required",
+        ),
+        (lambda text: text.replace("tier_upgrade = 1\n", ""), "fulfilment_days lacks"),
+        (lambda text: text.replace("\nrefund = 10\n", "\nrefund = -1\n"), "0 or more"),
+        (
+            lambda text: text.replace("tier_upgrade = 1\n", "tier_upgrade = 1\nvoucher = 2\n"),
+            "fulfilment_days.voucher",
+        ),
+        (lambda text: text.replace("time_patterns = ['", "time_patterns = ['(", 1), "time pattern"),
+        (
+            lambda text: text.replace(
+                'thanks = ["謝謝", "感謝", "谢谢", "感谢", "多謝", "thank", "appreciate"]',
+                "thanks = []",
+            ),
+            "first_reply.thanks: List should have at least 1 item",
+        ),
     ],
 )
 def test_bad_policy_file_is_refused_with_a_clear_message(
@@ -66,16 +137,48 @@ def test_reload_picks_up_edits_and_keeps_the_old_policy_on_a_bad_edit(tmp_path: 
     path = tmp_path / "policy.toml"
     shutil.copy(DEFAULT_POLICY_FILE, path)
     source = PolicySource(path)
-    assert source.current().version == "2026.11-1"
+    assert source.current().version == "2026.11-2"
 
     text = path.read_text(encoding="utf-8")
     path.write_text(
-        text.replace('version = "2026.11-1"', 'version = "2026.11-2"'), encoding="utf-8"
+        text.replace('version = "2026.11-2"', 'version = "2026.11-3"'), encoding="utf-8"
     )
     os.utime(path, (1, 1))  # a distinct mtime, whatever the file system's resolution
-    assert source.current().version == "2026.11-2"
+    assert source.current().version == "2026.11-3"
 
     path.write_text("version = 3\n", encoding="utf-8")
     os.utime(path, (2, 2))
-    assert source.current().version == "2026.11-2"
+    assert source.current().version == "2026.11-3"
     assert source.last_error and "invalid" in source.last_error
+
+
+def test_approval_numbers_reload_and_a_bad_approval_edit_keeps_the_last_good_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEFAULT_POLICY_FILE, path)
+    source = PolicySource(path)
+    text = path.read_text(encoding="utf-8")
+
+    faster = text.replace('version = "2026.11-2"', 'version = "faster"').replace(
+        "remind_after_hours = 4", "remind_after_hours = 2"
+    )
+    path.write_text(faster, encoding="utf-8")
+    os.utime(path, (1, 1))
+    approval = source.current().compensation.approval
+    assert (approval.remind_after_hours, approval.escalate_after_hours) == (2, 12)
+
+    # An escalation before the reminder, then roles that would move an approval down:
+    # each is refused and the services go on chasing approvals by the last good numbers.
+    for mtime, bad in enumerate(
+        (
+            faster.replace("escalate_after_hours = 12", "escalate_after_hours = 1"),
+            faster.replace('["supervisor", "manager"]', '["manager", "supervisor"]'),
+        ),
+        start=2,
+    ):
+        path.write_text(bad.replace('"faster"', '"broken"'), encoding="utf-8")
+        os.utime(path, (mtime, mtime))
+        assert source.current().version == "faster"
+        assert source.current().compensation.approval.remind_after_hours == 2
+        assert source.last_error and "approval" in source.last_error

@@ -32,7 +32,7 @@ def test_candidate_that_raises_delivery_is_reported_with_examples(tmp_path: Path
     candidate = tmp_path / "candidate.toml"
     candidate.write_text(
         DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
-        .replace('version = "2026.11-1"', 'version = "candidate"')
+        .replace('version = "2026.11-2"', 'version = "candidate"')
         .replace('name = "delivery"\nurgency = "normal"', 'name = "delivery"\nurgency = "high"'),
         encoding="utf-8",
     )

@@ -17,8 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.inbound import AcknowledgeInsight
+from services.runtime.erasure import Erasure, ErasureLog
 from services.runtime.errors import InputRejected
 from services.runtime.kit import ServiceKit
+from services.runtime.outbox import MASKED
 from services.triage.insights.detection import Detector, InsightMetrics, Observed
 from services.triage.insights.keys import warm_up
 from services.triage.insights.store import InsightStore
@@ -56,14 +58,22 @@ class Insights:
         self, opened: Document, decision: TriageDecision, stored: Document | None, event_id: str
     ) -> tuple[TriageDecision, Observed]:
         """The decision with the case's insights among its reasons. A case stored before
-        (a redelivery) is not counted again: it keeps what it was told then."""
+        (a redelivery) is not counted again: it keeps what it was told then; an erased
+        customer's case is not counted at all."""
         if stored is not None and event_id in (stored.get("applied") or []):
             observed = Observed(
                 list(stored.get("insight_reasons") or []), list(stored.get("insights") or [])
             )
+        elif stored is not None and stored.get(MASKED):
+            # Erased before it reached triage: nothing of it may be kept, not even here.
+            observed = Observed()
         else:
             observed = await self.detector.observe(opened, decision.category)
         return with_reasons(decision, observed.reasons), observed
+
+    async def erase_traces(self, erasure: Erasure, log: ErasureLog) -> None:
+        """An erasure step: the customer's cases' sightings and sample texts go."""
+        await self.store.erase_cases(await _erased_cases(erasure, log))
 
     async def on_acknowledge(self, raw: Document) -> None:
         try:
@@ -81,6 +91,12 @@ class Insights:
         resolution = raw.get("resolution")
         if isinstance(resolution, dict):
             await self.detector.resolved(case_number, action_id, at, resolution)
+
+
+async def _erased_cases(erasure: Erasure, log: ErasureLog) -> list[str]:
+    """The case numbers the erasure's cases step noted (kept until the request is done)."""
+    record = await log.records.find_one({"_id": erasure.erasure_id}) or {}
+    return [str(case) for case in (record.get("erased") or {}).get("cases") or []]
 
 
 def with_reasons(decision: TriageDecision, reasons: list[str]) -> TriageDecision:

@@ -20,11 +20,16 @@ SOURCE = "/complaints/triage"
 Document = dict[str, Any]
 
 
+def sample_strings(samples: list[Any]) -> list[str]:
+    """The texts of stored samples ({"c": case number, "s": text}; plain strings before)."""
+    return [str(sample["s"]) if isinstance(sample, dict) else str(sample) for sample in samples]
+
+
 def new_insight(
     insight_id: str,
     key: CaseKey,
     verdict: Verdict,
-    samples: list[str],
+    samples: list[Any],
     detected_at: datetime,
     policy_version: str,
     listed: int,
@@ -75,7 +80,7 @@ def insight_data(insight: Document, window_hours: int) -> InsightEvent:
         baseline=float(insight["baseline"]),
         case_numbers=list(insight["case_numbers"]),
         first_seen=insight.get("first_seen"),
-        sample_texts=list(insight.get("sample_texts") or []),
+        sample_texts=sample_strings(insight.get("sample_texts") or []),
         threshold=insight.get("threshold"),
         status=status_of(insight),
         detected_at=insight.get("detected_at"),

@@ -16,8 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from pymongo import AsyncMongoClient
-
+from services.runtime.connections import mongo_client
 from services.triage.insights.messages import status_of
 from services.triage.insights.store import InsightStore
 from services.triage.settings import TriageSettings
@@ -113,7 +112,7 @@ def report_lines(insights: Iterable[Document], now: datetime, zone: tzinfo = UTC
 
 
 async def load_insights(settings: TriageSettings, since: datetime) -> list[Document]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    client = mongo_client(settings, tz_aware=True)
     try:
         database = client[f"{settings.mongodb_database_prefix}_triage"]
         return await InsightStore(database, database["cases"]).since(since)

@@ -53,6 +53,10 @@ class InsightStore:
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("last_at", 1)])
+        # An erasure finds what a customer's cases left in keys by case number.
+        await self.keys.create_index([("recent.c", 1)])
+        await self.keys.create_index([("samples.c", 1)])
+        await self.insights.create_index([("sample_texts.c", 1)])
         await self.insights.create_index([("check_at", 1)])
         await self.insights.create_index([("case_numbers", 1)])
         await self.insights.create_index([("status", 1)])
@@ -89,7 +93,8 @@ class InsightStore:
                 {
                     "$inc": {f"hours.{hour_key(sighting.at)}": 1},
                     "$push": {"recent": {"$each": [entry], "$slice": -tracked},
-                              "samples": {"$each": [sample], "$slice": -max(samples, 1)}},
+                              "samples": {"$each": [{"c": sighting.case_number, "s": sample}],
+                                          "$slice": -max(samples, 1)}},
                     "$max": {"last_at": sighting.at},
                     "$setOnInsert": {"kind": key.kind, "category": key.category,
                                      "value": key.value, "open_insight": None, "generation": 0},
@@ -247,3 +252,30 @@ class InsightStore:
         still_open = await self.insights.find({"status": "open"}, {"outbox": 0}).to_list(None)
         merged = {doc["_id"]: doc for doc in [*still_open, *recent]}
         return list(merged.values())
+
+    # --- erasure ----------------------------------------------------------------------------
+
+    async def erase_cases(self, case_numbers: Sequence[str]) -> list[str]:
+        """Remove what ``case_numbers`` left in keys and insights: their sightings (which
+        name the customer) and sample texts. Case numbers in insights' case lists stay,
+        as they stay everywhere (statistics). The ids of the documents changed."""
+        cases = sorted(set(case_numbers))
+        if not cases:
+            return []
+        found = await asyncio.gather(
+            self.keys.find({"recent.c": {"$in": cases}}, {"_id": 1}).to_list(None),
+            self.keys.find({"samples.c": {"$in": cases}}, {"_id": 1}).to_list(None),
+        )
+        keys = sorted({str(doc["_id"]) for docs in found for doc in docs})
+        insights = await self.insights.find({"sample_texts.c": {"$in": cases}}, {"_id": 1}).to_list(
+            None
+        )
+        await asyncio.gather(
+            *(self.keys.update_one({"_id": key_id}, {"$pull": {
+                "recent": {"c": {"$in": cases}}, "samples": {"c": {"$in": cases}}}})
+              for key_id in keys),
+            *(self.insights.update_one({"_id": doc["_id"]}, {"$pull": {
+                "sample_texts": {"c": {"$in": cases}}}})
+              for doc in insights),
+        )  # fmt: skip
+        return [*keys, *(str(doc["_id"]) for doc in insights)]
