@@ -68,6 +68,10 @@ class CaseTriaged(_Data):
     policy_version: str
     owner_role: str | None = None
     progress_update_every_hours: int | None = None
+    # The next issue present after the primary category (a double charge on a late parcel:
+    # billing, then delivery), and the triage model's version (also in policy_version).
+    secondary_category: str | None = None
+    model_version: str | None = None
     channel: Channel | None = None
     customer_id: str | None = None
     customer_tier: str | None = None

@@ -3,8 +3,9 @@
 Followup's documents that name a customer:
 - ``cases``: the opened event as received (subject, text, source ref, attachment names,
   customer id), the triage decision (customer id, reasons that may quote a survey
-  comment), the resolution's summary (an agent's free text), pending events (the resolved
-  record, the reopening's reason with the customer's comment);
+  comment), the resolution's summary (an agent's free text), the last resolved record
+  (kept for its revisions), pending events (the resolved record, the reopening's reason
+  with the customer's comment);
 - ``followups``: the satisfaction checks, sent to the customer id (the recipient), with
   pending survey notifications;
 - ``customers``: the copy of the CRM profile.
@@ -50,6 +51,12 @@ def mask_case(case: Document, masked: Document) -> Document:
         update["triage"] = triage
     if (case.get("resolution") or {}).get("summary"):
         update["resolution.summary"] = ERASED
+    if case.get("resolved_record"):
+        # The last resolved record, kept to publish its revisions: the same data again.
+        record = {**case["resolved_record"], "customer_id": customer_id}
+        if (record.get("resolution") or {}).get("summary"):
+            record["resolution"] = {**record["resolution"], "summary": ERASED}
+        update["resolved_record"] = record
     return {"$set": update}
 
 

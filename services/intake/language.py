@@ -1,35 +1,54 @@
-"""Language of a complaint: zh-Hant, zh-Hans or en (mixed text is common)."""
+"""Language of a complaint: zh-Hant, zh-Hans or en (mixed text is common).
+
+Chinese or English is lingua's call (a maintained detector that handles short and mixed
+text), restricted to those two languages, which keeps it fast and its answer in our set.
+Traditional or Simplified is OpenCC's: characters that Traditional→Simplified conversion
+changes are Traditional-only, and those that Simplified→Traditional conversion changes are
+Simplified-only; the script with more of them wins.
+"""
 
 from __future__ import annotations
 
-# Pairs of (traditional, simplified) forms that are frequent in complaints.
-_PAIRS = (
-    "們们這这個个為为來来說说對对時时會会過过還还沒没請请點点號号貨货單单錢钱訂订購购費费"
-    "傷伤發发問问題题應应該该務务處处質质壞坏換换寄寄給给讓让點点嗎吗麼么東东兩两"
-    "幫帮電电話话買买賣卖後后裡里雖虽們们經经無无開开關关聽听見见實实產产標标護护醫医"
-    "險险據据態态導导專专業业歡欢謝谢聯联繫系網网絡络張张帳账戶户錯错誤误辦办響响亂乱"
-)
-TRADITIONAL = frozenset(_PAIRS[0::2]) - frozenset(_PAIRS[1::2])
-SIMPLIFIED = frozenset(_PAIRS[1::2]) - frozenset(_PAIRS[0::2])
+import re
+from functools import lru_cache
+
+import opencc
+from lingua import Language, LanguageDetector, LanguageDetectorBuilder
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
 
 
-def _is_han(char: str) -> bool:
-    return "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf"
+@lru_cache(maxsize=1)
+def _detector() -> LanguageDetector:
+    return LanguageDetectorBuilder.from_languages(Language.CHINESE, Language.ENGLISH).build()
+
+
+@lru_cache(maxsize=1)
+def _converters() -> tuple[opencc.OpenCC, opencc.OpenCC]:
+    return opencc.OpenCC("t2s"), opencc.OpenCC("s2t")
+
+
+def chinese_script(text: str, default_chinese: str = "zh-Hant") -> str:
+    """zh-Hant or zh-Hans, by the characters only one script has."""
+    han = "".join(_HAN.findall(text))
+    to_simplified, to_traditional = _converters()
+    simplified, traditional = to_simplified.convert(han), to_traditional.convert(han)
+    traditional_only = sum(a != b for a, b in zip(han, simplified, strict=False))
+    simplified_only = sum(a != b for a, b in zip(han, traditional, strict=False))
+    if simplified_only > traditional_only:
+        return "zh-Hans"
+    if traditional_only > simplified_only:
+        return "zh-Hant"
+    return default_chinese
 
 
 def detect_language(text: str, default_chinese: str = "zh-Hant") -> str:
-    han = sum(1 for char in text if _is_han(char))
-    latin = sum(1 for char in text if char.isascii() and char.isalpha())
-    # One Han character carries about as much as a short English word.
-    if han == 0 or han * 3 < latin:
-        return "en" if latin else default_chinese
-    traditional = sum(1 for char in text if char in TRADITIONAL)
-    simplified = sum(1 for char in text if char in SIMPLIFIED)
-    if simplified > traditional:
-        return "zh-Hans"
-    if traditional > simplified:
-        return "zh-Hant"
-    return default_chinese
+    if not _HAN.search(text):
+        return "en" if _LATIN.search(text) else default_chinese
+    if _detector().detect_language_of(text) == Language.ENGLISH:
+        return "en"
+    return chinese_script(text, default_chinese)
 
 
 def language_from_locale(locale: str | None) -> str | None:

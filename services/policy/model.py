@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from services.policy.examples import ExamplesError, ExampleSet, load_examples
+
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
 UrgencyName = Literal["urgent", "high", "normal"]
@@ -39,11 +41,29 @@ class Escalation(_Strict):
     progress_update_every_hours: int = Field(gt=0)
 
 
+class Evidence(_Strict):
+    """Terms that are evidence for a category, all of one weight (1.0 = decisive alone)."""
+
+    weight: float = Field(gt=0, le=5)
+    terms: list[str] = Field(min_length=1)
+
+
 class CategoryRule(_Strict):
     name: str
     urgency: UrgencyName
     label: str
-    terms: list[str] = Field(min_length=1)
+    # Negated mentions ("I wasn't hurt", "not going to sue") are no evidence. Only for
+    # categories where a negation cancels the issue: for the others the negation usually
+    # IS the complaint ("never arrived", "doesn't work", "refund not received").
+    negatable: bool = False
+    evidence: list[Evidence] = Field(min_length=1)
+    # Phrases that contain one of the terms but are no evidence for the category: a term
+    # found inside one of them does not count ("Fire TV", "fire him", "時間膨脹").
+    not_terms: list[str] = Field(default_factory=list)
+
+    @property
+    def terms(self) -> list[str]:
+        return [term for group in self.evidence for term in group.terms]
 
 
 class TermList(_Strict):
@@ -51,9 +71,82 @@ class TermList(_Strict):
     terms: list[str]
 
 
+class Vulnerable(_Strict):
+    """People at higher risk: their presence adds `boost` to harm evidence already found."""
+
+    label: str
+    boost: float = Field(ge=0, le=5)
+    terms: list[str] = Field(min_length=1)
+
+
+class BodyHarm(_Strict):
+    """A body part and a harm word in one clause: harm evidence of `weight`."""
+
+    label: str
+    weight: float = Field(gt=0, le=5)
+    body: list[str] = Field(min_length=1)
+    not_body: list[str] = Field(default_factory=list)
+    harm: list[str] = Field(min_length=1)
+
+
 class Negation(_Strict):
-    window: int = Field(ge=0)
-    terms: list[str]
+    """Negation is scoped to its clause, and to a few words/characters after the cue."""
+
+    terms: list[str] = Field(min_length=1)
+    # Words containing a cue that do not negate (不小心 "carelessly", 不舒服 "unwell").
+    not_negating: list[str] = Field(default_factory=list)
+    # Words that end a clause besides punctuation (but, 但是, 不過, 可是).
+    clause_breaks: list[str] = Field(default_factory=list)
+    # Words that end a negation's scope inside a clause ("did not stop AND caught fire").
+    scope_breaks: list[str] = Field(default_factory=list)
+    # At most this many English words / Chinese characters between the cue and the term.
+    english_window: int = Field(ge=0, le=20)
+    chinese_window: int = Field(ge=0, le=20)
+
+
+class TriageModel(_Strict):
+    """The statistical classifier trained from labeled examples, and how it is combined."""
+
+    # JSON Lines of labeled complaints, relative to the policy file (see README).
+    examples: str = Field(min_length=1)
+    char_ngram_min: int = Field(ge=1, le=6)
+    char_ngram_max: int = Field(ge=1, le=6)
+    word_ngram_max: int = Field(ge=1, le=3)
+    # Inverse regularisation strength of the logistic regression.
+    c: float = Field(gt=0)
+    class_weight: Literal["balanced", "none"] = "balanced"
+    # Examples labeled urgent weigh this much more in training: missing a safety or legal
+    # case costs more than a false alarm, so the model should lean towards urgent.
+    urgent_weight: float = Field(default=1.0, ge=1, le=10)
+    min_examples_per_category: int = Field(ge=1)
+    # Rule evidence enters the model as features, multiplied by this (text features are
+    # TF-IDF weights of a unit-length vector, so about 1 puts rules on a par with words).
+    rule_feature_scale: float = Field(gt=0)
+    # A text whose character (or word) features weigh less than this share of the median
+    # training example's is scaled as if it weighed that much: short texts carry less
+    # evidence (0 = every text scaled to unit length).
+    short_text_share: float = Field(default=0.0, ge=0, le=1)
+    # Terms weighing less than 1 add up to at most this: weak hints alone never decide.
+    weak_evidence_cap: float = Field(gt=0, le=1)
+    # Probability at which a category counts as present (primary/secondary, urgency), and
+    # the bar for safety or legal when the rules found no decisive evidence for them.
+    presence: float = Field(gt=0, le=1)
+    urgent_presence: float = Field(gt=0, le=1)
+    # A complaint whose most probable category stays below this, with no rule terms for it
+    # and nothing more urgent than normal, is a general complaint (an app form's hint may
+    # then decide).
+    general_below: float = Field(default=0.3, ge=0, le=1)
+    # Probability of severe dissatisfaction (from a second model trained on the examples'
+    # high vs normal urgency) at which a normal-urgency complaint becomes high.
+    severe_at: float = Field(gt=0, le=1)
+    # How many features explain the model's part of a decision in `reasons`.
+    explain_features: int = Field(ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _ngrams(self) -> TriageModel:
+        if self.char_ngram_min > self.char_ngram_max:
+            raise ValueError("char_ngram_min must be <= char_ngram_max")
+        return self
 
 
 DeadlineClock = Literal["calendar", "business_hours"]
@@ -84,9 +177,26 @@ class TriagePolicy(_Strict):
     channel_first_response_minutes: dict[Literal["email", "social", "app"], float]
     escalation: Escalation
     categories: list[CategoryRule] = Field(min_length=1)
+    body_harm: BodyHarm
+    vulnerable: Vulnerable
     severity: TermList
+    repeat: TermList
+    # Words of a question or a suggestion rather than a complaint (a model feature only).
+    inquiry: TermList = TermList(label="a question or suggestion", terms=[])
     negation: Negation
     category_hints: dict[str, str]
+    model: TriageModel
+
+    @property
+    def category_names(self) -> list[str]:
+        """Every category, in priority order, the default last."""
+        return [rule.name for rule in self.categories] + [self.default_category]
+
+    @property
+    def urgency_of(self) -> dict[str, str]:
+        """Each category's own urgency, in priority order, the default (normal) last."""
+        return {**{rule.name: rule.urgency for rule in self.categories},
+                self.default_category: "normal"}  # fmt: skip
 
     @model_validator(mode="after")
     def _complete(self) -> TriagePolicy:
@@ -96,6 +206,9 @@ class TriagePolicy(_Strict):
         missing = {"email", "social", "app"} - set(self.channel_first_response_minutes)
         if missing:
             raise ValueError(f"triage.channel_first_response_minutes lacks {sorted(missing)}")
+        names = [rule.name for rule in self.categories]
+        if len(set(names)) != len(names) or self.default_category in names:
+            raise ValueError("triage.categories names must be unique and not the default")
         known = {rule.name for rule in self.categories} | {self.default_category}
         unknown = set(self.category_hints.values()) - known
         if unknown:
@@ -287,6 +400,13 @@ class Policy(_Strict):
     replies: RepliesPolicy
     privacy: PrivacyPolicy
     insights: InsightsPolicy
+    # Filled by load_policy from triage.model.examples, never from the TOML itself.
+    triage_examples: ExampleSet | None = Field(default=None, exclude=True)
+
+    @property
+    def source_files(self) -> tuple[Path, ...]:
+        """Files besides the policy file whose change is a policy change (hot reload)."""
+        return (self.triage_examples.path,) if self.triage_examples else ()
 
     @field_validator("business_time_zone")
     @classmethod
@@ -309,6 +429,17 @@ class Policy(_Strict):
                           [self.triage.default_category])]  # fmt: skip
 
 
+def examples_path(policy_file: Path, named: str) -> Path:
+    """Where triage.model.examples is: an absolute path as it is; a relative one beside the
+    policy file, else beside the bundled policy (so a candidate policy written elsewhere
+    uses the bundled examples unless it brings its own)."""
+    if Path(named).is_absolute():
+        return Path(named)
+    beside = policy_file.parent / named
+    bundled = DEFAULT_POLICY_FILE.parent / named
+    return beside if beside.exists() or not bundled.exists() else bundled
+
+
 def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -316,10 +447,22 @@ def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
         raise PolicyError(f"cannot read policy file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from exc
+    if "triage_examples" in raw:
+        raise PolicyError(f"policy file {path} is invalid: triage_examples is not a setting")
     try:
-        return Policy.model_validate(raw)
+        policy = Policy.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise PolicyError(f"policy file {path} is invalid: {problems}") from exc
+    model = policy.triage.model
+    try:
+        examples = load_examples(
+            examples_path(path, model.examples),
+            policy.triage.category_names,
+            model.min_examples_per_category,
+        )
+    except ExamplesError as exc:
+        raise PolicyError(f"policy file {path}: triage.model.examples refused: {exc}") from exc
+    return policy.model_copy(update={"triage_examples": examples})

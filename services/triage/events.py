@@ -71,6 +71,8 @@ def triaged_message(
         policy_version=decision.policy_version,
         owner_role=decision.owner_role,
         progress_update_every_hours=decision.progress_update_every_hours,
+        secondary_category=decision.secondary_category,
+        model_version=decision.model_version,
         channel=opened["channel"],
         customer_id=opened.get("customer_id"),
         customer_tier=customer.get("tier"),

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from services.policy import Policy
 from services.policy.calendar import add_working_hours, country_holidays
-from services.triage.lexicon import affirmed_terms
+from services.triage.categorise import Categorisation, categorise
 
 URGENCY_ORDER = ("normal", "high", "urgent")
 
@@ -64,27 +64,10 @@ class TriageDecision:
     policy_version: str
     base_urgency: str = "normal"
     matched_terms: list[str] = field(default_factory=list)
-
-
-def _quote(terms: list[str]) -> str:
-    return " and ".join(terms[:3]) + (" …" if len(terms) > 3 else "")
-
-
-def categorise(facts: CaseFacts, policy: Policy) -> tuple[str, str, list[str], list[str]]:
-    """(category, urgency before escalation, reasons, matched terms)."""
-    rules = policy.triage
-    text = "\n".join((facts.subject, facts.text, *facts.later_messages))
-    for rule in rules.categories:
-        terms = affirmed_terms(text, rule.terms, rules.negation)
-        if terms:
-            reason = f"mentions {_quote(terms)}: {rule.label}"
-            return rule.name, rule.urgency, [reason], terms
-    hinted = rules.category_hints.get(facts.category_hint or "")
-    if hinted:
-        rule_by_name = {rule.name: rule for rule in rules.categories}
-        urgency = rule_by_name[hinted].urgency if hinted in rule_by_name else "normal"
-        return hinted, urgency, [f"app form category '{facts.category_hint}'"], []
-    return rules.default_category, "normal", ["no specific issue recognised: general complaint"], []
+    secondary_category: str | None = None
+    model_version: str | None = None
+    # Each category's combined score (model probability and rule evidence), for audits.
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def _escalations(facts: CaseFacts, policy: Policy) -> list[str]:
@@ -154,18 +137,20 @@ def deadlines(
     )
 
 
+def _categorise(facts: CaseFacts, policy: Policy) -> Categorisation:
+    text = "\n".join(part for part in (facts.subject, facts.text, *facts.later_messages) if part)
+    found = categorise(text, policy)
+    hinted = policy.triage.category_hints.get(facts.category_hint or "")
+    if found.nothing_specific and hinted:
+        # The app form's category counts only when the text itself says nothing specific.
+        return found.hinted(hinted, f"app form category '{facts.category_hint}'", policy)
+    return found
+
+
 def decide(facts: CaseFacts, policy: Policy) -> TriageDecision:
-    category, urgency, reasons, terms = categorise(facts, policy)
+    found = _categorise(facts, policy)
+    category, urgency, reasons = found.category, found.urgency, list(found.reasons)
     base_urgency = urgency
-    if urgency == "normal":
-        severe = affirmed_terms(
-            "\n".join((facts.subject, facts.text, *facts.later_messages)),
-            policy.triage.severity.terms,
-            policy.triage.negation,
-        )
-        if severe:
-            urgency = "high"
-            reasons.append(f"mentions {_quote(severe)}: {policy.triage.severity.label}")
     if facts.minimum_urgency and URGENCY_ORDER.index(facts.minimum_urgency) > URGENCY_ORDER.index(
         urgency
     ):
@@ -193,9 +178,12 @@ def decide(facts: CaseFacts, policy: Policy) -> TriageDecision:
         escalation_reasons=escalation_reasons,
         owner_role=rules.owner_role if escalated else None,
         progress_update_every_hours=rules.progress_update_every_hours if escalated else None,
-        policy_version=policy.version,
+        policy_version=found.policy_version,
         base_urgency=base_urgency,
-        matched_terms=terms,
+        matched_terms=found.terms,
+        secondary_category=found.secondary,
+        model_version=found.model_version,
+        scores=found.scores,
     )
 
 
@@ -207,7 +195,8 @@ def retriage(previous: TriageDecision, facts: CaseFacts, policy: Policy) -> Tria
             **{
                 **previous.__dict__,
                 "reasons": [*previous.reasons, "new message reviewed: urgency unchanged"],
-                "policy_version": policy.version,
+                "policy_version": fresh.policy_version,
+                "model_version": fresh.model_version,
             }
         )
     return TriageDecision(

@@ -9,6 +9,7 @@ from services.policy.model import DEFAULT_POLICY_FILE
 from services.triage.events import decision_document, facts_from_opened
 from services.triage.replay import replay_report
 from services.triage.rules import decide
+from tests.support.policy_files import copy_policy
 
 CURRENT = load_policy()
 RECEIVED = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Taipei"))
@@ -29,7 +30,7 @@ def test_unchanged_policy_changes_nothing() -> None:
 
 
 def test_candidate_that_raises_delivery_is_reported_with_examples(tmp_path: Path) -> None:
-    candidate = tmp_path / "candidate.toml"
+    candidate = copy_policy(tmp_path, "candidate.toml")
     candidate.write_text(
         DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
         .replace('version = "2026.11-2"', 'version = "candidate"')

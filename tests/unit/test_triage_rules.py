@@ -52,7 +52,7 @@ def test_category_urgency_and_deadlines(
     assert (decision.category, decision.urgency) == (category, urgency)
     assert decision.first_response_due == RECEIVED + timedelta(hours=respond_h)
     assert decision.resolution_due == RECEIVED + timedelta(hours=resolve_h)
-    assert decision.reasons and decision.policy_version == POLICY.version
+    assert decision.reasons and decision.policy_version.startswith(POLICY.version + "+model.")
 
 
 @pytest.mark.parametrize(
