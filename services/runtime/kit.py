@@ -27,7 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.policy import PolicySource
 from services.runtime.batches import Links, by_key, plan_lanes, rewind_points
-from services.runtime.clock import Clock, system_clock
+from services.runtime.clock import Clock, configured_clock, system_clock
 from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
@@ -339,6 +339,6 @@ def service_app(
     build: Callable[[ServiceKit, Any], object],
 ) -> AsgiFastStream:
     """One service's ASGI app: a kit, the service's handlers registered on it by ``build``."""
-    kit = ServiceKit(name, settings, clock)
+    kit = ServiceKit(name, settings, configured_clock(settings.clock_offset_file, clock))
     build(kit, settings)
     return kit.asgi_app()

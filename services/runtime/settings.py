@@ -42,6 +42,9 @@ class ServiceSettings(BaseSettings):
     # store timings, no lag measurement. Business counters stay (they are the product).
     metrics_enabled: bool = True
     lag_poll_seconds: float = 5.0
+    # Drills only (make chaos): the service's clock runs this file's number of seconds
+    # ahead of the system clock, shared by every process reading it. Unset in production.
+    clock_offset_file: Path | None = None
 
 
 class SchedulerSettings(BaseSettings):
