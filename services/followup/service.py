@@ -154,9 +154,20 @@ class FollowupService:
         except (ZoneInfoNotFoundError, ValueError):
             return policy.zone
 
+    async def seen_before(self, case: dict[str, Any] | None, action_id: str) -> bool:
+        """An action applied before changes nothing again, whatever the case went through
+        since (a reopening, a newer resolve); only what a crash left unpublished goes out."""
+        if action_id not in (case or {}).get("applied", []):
+            return False
+        assert case is not None
+        await flush_outbox(self.cases, case["_id"], self.kit.publish)
+        return True
+
     async def resolve(self, action: Resolve) -> None:
         case_number = action.case_number
         case = await self.cases.find_one({"_id": case_number}) or {"_id": case_number}
+        if await self.seen_before(case, action.action_id):
+            return
         if not case.get("opened") or not case.get("triage"):
             # The CRM needs the whole story; those facts come on other topics and may lag.
             raise RetryLater(f"case {case_number}: opened/triaged facts not here yet")
@@ -217,6 +228,8 @@ class FollowupService:
 
     async def answer(self, action: SurveyResponse) -> None:
         case = await self.cases.find_one({"_id": action.case_number})
+        if await self.seen_before(case, action.action_id):
+            return
         followup_id = (case or {}).get("current_followup")
         if not followup_id:
             raise InputRejected(
@@ -238,13 +251,14 @@ class FollowupService:
         if reopen:
             update |= {"status": "reopened", "current_followup": None}
             await self.scheduler.cancel({"case_number": action.case_number}, "case reopened")
+        # Before the answer is stored: a redelivery after that finds it seen and stops.
+        await self.scheduler.mark_answered(followup_id, action.score)
         applied = await apply_once(
             self.cases,
             action.case_number,
             action.action_id,
             {"$set": update, **({"$inc": {"reopen_count": 1}} if reopen else {})},
         )
-        await self.scheduler.mark_answered(followup_id, action.score)
         if applied:
             opened, triage = (case or {}).get("opened") or {}, (case or {}).get("triage") or {}
             self.answers.labels(
