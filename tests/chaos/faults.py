@@ -1,0 +1,166 @@
+"""Faults on a seeded schedule, one at a time, each recorded with what was observed.
+
+kill_service   kill -9 a random service instance, start it again a few seconds later
+kill_store     kill -9 the MongoDB-wire server; while it is away every instance's
+               /readyz must say 503; start it again after 20–30 s
+restart_kafka  stop the broker (as an upgrade would) and start it again
+pause_service  SIGSTOP an instance of a two-instance service for longer than the
+               consumer session timeout, so its partitions move; SIGCONT: a zombie owner
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.chaos.cluster import Cluster, Instance
+from tests.chaos.outbound import group_members
+
+KINDS = ("kill_service", "kill_store", "restart_kafka", "pause_service")
+# A group every instance of the service joins: where a paused instance's leaving shows.
+WATCHED_TOPIC = {"intake": "complaints.inbound.app", "triage": "cases.opened",
+                 "compensation": "cases.triaged", "followup": "cases.actions"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FaultTimings:
+    service_down: tuple[float, float] = (2.0, 6.0)
+    store_down: tuple[float, float] = (20.0, 30.0)
+    pause: tuple[float, float] = (16.0, 22.0)  # aiokafka's session timeout is 10 s
+    gap: tuple[float, float] = (8.0, 20.0)
+    readiness_deadline: float = 60.0
+
+
+@dataclass
+class Fault:
+    at: float  # seconds into the round
+    kind: str
+    target: str = ""
+    hold: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+
+    def describe(self) -> str:
+        what = f"{self.kind}({self.target})" if self.target else self.kind
+        return f"t+{self.at:5.1f}s {what} for {self.hold:.1f}s: {'; '.join(self.notes)}"
+
+
+def schedule(
+    rng: random.Random, cluster: Cluster, counts: dict[str, int], timings: FaultTimings,
+    start_after: float,
+) -> list[Fault]:  # fmt: skip
+    """Faults in a seeded random order, one after the other with random gaps."""
+    kinds = [kind for kind in KINDS for _ in range(counts.get(kind, 0))]
+    rng.shuffle(kinds)
+    twins = [i for i in cluster.instances if len(cluster.of_service(i.service)) > 1]
+    plan: list[Fault] = []
+    at = start_after
+    for kind in kinds:
+        if kind == "kill_service":
+            fault = Fault(
+                at, kind, rng.choice(cluster.instances).name, rng.uniform(*timings.service_down)
+            )
+        elif kind == "kill_store":
+            fault = Fault(at, kind, "store", rng.uniform(*timings.store_down))
+        elif kind == "restart_kafka":
+            fault = Fault(at, kind, "kafka")
+        else:
+            target = rng.choice(twins or cluster.instances)
+            fault = Fault(at, kind, target.name, rng.uniform(*timings.pause))
+        plan.append(fault)
+        # The next one after this one's expected length (Kafka takes ~20 s) and a gap.
+        at += (fault.hold or 25.0) + rng.uniform(*timings.gap)
+    return plan
+
+
+async def _until(condition: Any, timeout: float, step: float = 0.25) -> float | None:
+    """Seconds until ``condition()`` held, None if it did not within ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await condition():
+            return time.monotonic() - started
+        await asyncio.sleep(step)  # polling the outside view
+    return None
+
+
+class Injector:
+    def __init__(self, cluster: Cluster, timings: FaultTimings) -> None:
+        self.cluster = cluster
+        self.timings = timings
+        self.problems: list[str] = []
+
+    async def run(self, fault: Fault) -> None:
+        fault.started = time.monotonic()
+        await getattr(self, fault.kind)(fault)
+        fault.ended = time.monotonic()
+
+    async def kill_service(self, fault: Fault) -> None:
+        instance = self.cluster.instance(fault.target)
+        pid = instance.pid
+        instance.kill()
+        fault.notes.append(f"pid {pid} killed")
+        await asyncio.sleep(fault.hold)  # the outage itself
+        instance.start(self.cluster.service_env)
+        fault.notes.append(f"restarted as pid {instance.pid}")
+
+    async def kill_store(self, fault: Fault) -> None:
+        pid = await self.cluster.hard_kill(self.cluster.store_pid_file)
+        fault.notes.append(f"store pid {pid} killed")
+        outage_started = time.monotonic()
+        not_ready: dict[str, float] = {}
+
+        async def all_say_not_ready() -> bool:
+            for instance in self.cluster.instances:
+                if instance.name not in not_ready and await instance.readyz() == 503:
+                    not_ready[instance.name] = time.monotonic() - outage_started
+            return len(not_ready) == len(self.cluster.instances)
+
+        await _until(all_say_not_ready, max(fault.hold - 2, 5))
+        missing = [i.name for i in self.cluster.instances if i.name not in not_ready]
+        if missing:
+            self.problems.append(f"store down but /readyz not 503 on {', '.join(missing)}")
+        fault.notes.append(
+            f"/readyz 503 on {len(not_ready)}/{len(self.cluster.instances)} instances "
+            f"within {max(not_ready.values(), default=0):.1f}s"
+        )
+        remaining = fault.hold - (time.monotonic() - outage_started)
+        if remaining > 0:
+            await asyncio.sleep(remaining)  # the outage itself
+        await self.cluster.script("store.sh", "start")
+        fault.notes.append("store started again")
+
+    async def restart_kafka(self, fault: Fault) -> None:
+        started = time.monotonic()
+        await self.cluster.script("kafka.sh", "stop")
+        await self.cluster.script("kafka.sh", "start")
+        fault.hold = time.monotonic() - started
+        fault.notes.append("broker stopped and started")
+
+    async def pause_service(self, fault: Fault) -> None:
+        instance: Instance = self.cluster.instance(fault.target)
+        group = f"complaints.{instance.service}.{WATCHED_TOPIC[instance.service]}"
+        peers = len(self.cluster.of_service(instance.service))
+        instance.signal(signal.SIGSTOP)
+        instance.paused = True
+        paused_at = time.monotonic()
+        fault.notes.append(f"pid {instance.pid} stopped")
+
+        async def left_the_group() -> bool:
+            return await group_members(self.cluster.bootstrap, group) < peers
+
+        moved = await _until(left_the_group, fault.hold, step=1.0)
+        fault.notes.append(
+            f"its partitions moved after {moved:.0f}s" if moved is not None
+            else f"{group} still had {peers} members after {fault.hold:.0f}s"
+        )  # fmt: skip
+        remaining = fault.hold - (time.monotonic() - paused_at)
+        if remaining > 0:
+            await asyncio.sleep(remaining)  # the pause itself
+        instance.signal(signal.SIGCONT)
+        instance.paused = False
+        fault.notes.append("continued (zombie owner)")
