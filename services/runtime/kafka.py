@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
@@ -26,6 +26,26 @@ log = logging.getLogger(__name__)
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
 
+class PatientKafkaBroker(KafkaBroker):
+    """A broker whose start waits for Kafka: FastStream starts it after telling the server
+    the app is up, so a failed start would leave a process that answers HTTP but never
+    consumes. An outage at start-up delays the start instead (/readyz says 503 meanwhile)."""
+
+    async def start(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await super().start()
+                return
+            except KafkaError as outage:
+                log.warning("Kafka unreachable while starting (%s); retrying in %.1fs",
+                            type(outage).__name__, delay)  # fmt: skip
+                with contextlib.suppress(Exception):
+                    await super().stop()  # what did start: a clean slate for the next try
+                await asyncio.sleep(delay)  # back-off between connection attempts
+                delay = min(delay * 2, 10.0)
+
+
 def build_broker(
     bootstrap_servers: str,
     service: str,
@@ -33,7 +53,7 @@ def build_broker(
     max_publish_bytes: int,
 ) -> KafkaBroker:
     """The service's broker; ``registry`` None leaves out FastStream's metrics middleware."""
-    return KafkaBroker(
+    return PatientKafkaBroker(
         bootstrap_servers,
         max_request_size=max_publish_bytes,
         client_id=f"complaints-{service}",

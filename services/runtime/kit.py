@@ -296,13 +296,13 @@ class ServiceKit:
             )
 
         async def startup() -> None:
-            await ensure_topics(
+            await _patiently("creating topics", lambda: ensure_topics(
                 kit.settings.kafka_bootstrap_servers,
                 kit.settings.topic_partitions,
                 kit.settings.topic_prefix,
-            )
+            ))  # fmt: skip
             for hook in kit._startup:
-                await hook()
+                await _patiently(getattr(hook, "__qualname__", "a start-up step"), hook)
 
         async def start_background() -> None:
             kit._tasks = [asyncio.create_task(loop()) for loop in kit._background]
@@ -330,6 +330,20 @@ class ServiceKit:
             on_shutdown=[shutdown],
             after_shutdown=[close_store],
         )
+
+
+async def _patiently(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run a start-up step until the servers it needs answer: a service started during an
+    outage of Kafka or the store waits for them rather than exiting."""
+    delay = 0.5
+    while True:
+        try:
+            await step()
+            return
+        except TRANSIENT_ERRORS as outage:
+            log.warning("%s failed (%s); retrying in %.1fs", what, type(outage).__name__, delay)
+            await asyncio.sleep(delay)  # back-off between attempts
+            delay = min(delay * 2, 10.0)
 
 
 def service_app(
