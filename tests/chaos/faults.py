@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.chaos.cluster import Cluster, Instance
-from tests.chaos.outbound import group_members
+from tests.chaos.outbound import group_state
 
 KINDS = ("kill_service", "kill_store", "restart_kafka", "pause_service")
 # A group every instance of the service joins: where a paused instance's leaving shows.
@@ -150,17 +150,27 @@ class Injector:
         paused_at = time.monotonic()
         fault.notes.append(f"pid {instance.pid} stopped")
 
-        async def left_the_group() -> bool:
-            return await group_members(self.cluster.bootstrap, group) < peers
+        async def settled_without_it() -> bool:
+            state, members = await group_state(self.cluster.bootstrap, group)
+            return state == "Stable" and len(members) == peers - 1
 
-        moved = await _until(left_the_group, fault.hold, step=1.0)
+        moved = await _until(settled_without_it, fault.hold, step=1.0)
         fault.notes.append(
-            f"its partitions moved after {moved:.0f}s" if moved is not None
-            else f"{group} still had {peers} members after {fault.hold:.0f}s"
+            f"{group} rebalanced without it after {moved:.0f}s" if moved is not None
+            else f"{group} did not rebalance without it within {fault.hold:.0f}s"
         )  # fmt: skip
         remaining = fault.hold - (time.monotonic() - paused_at)
         if remaining > 0:
             await asyncio.sleep(remaining)  # the pause itself
         instance.signal(signal.SIGCONT)
         instance.paused = False
-        fault.notes.append("continued (zombie owner)")
+
+        async def rejoined() -> bool:
+            state, members = await group_state(self.cluster.bootstrap, group)
+            return state == "Stable" and len(members) == peers
+
+        back = await _until(rejoined, 60, step=1.0)
+        fault.notes.append(
+            "continued as a zombie owner; " + (f"back in the group after {back:.0f}s"
+                                               if back is not None else "not back within 60s")
+        )  # fmt: skip

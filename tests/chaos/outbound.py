@@ -218,21 +218,22 @@ async def group_lags(bootstrap: str) -> dict[str, int]:
     return result
 
 
-async def group_members(bootstrap: str, group: str) -> int:
-    async def attempt() -> int:
+async def group_state(bootstrap: str, group: str) -> tuple[str, list[str]]:
+    """(state, member ids) of a consumer group, e.g. ("Stable", [...])."""
+
+    async def attempt() -> tuple[str, list[str]]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
         await admin.start()
         try:
             described = await admin.describe_consumer_groups([group])
         finally:
             await admin.close()
-        for item in described:
-            for entry in getattr(item, "groups", None) or []:
-                members = entry[5] if isinstance(entry, tuple) else entry.get("members", [])
-                return len(members)
-        return 0
+        for response in described:
+            for entry in response.groups:
+                return str(entry[2]), [str(member[0]) for member in entry[5]]
+        return "Dead", []
 
-    result: int = await _retrying("group members", attempt)
+    result: tuple[str, list[str]] = await _retrying("group state", attempt)
     return result
 
 
