@@ -91,6 +91,9 @@ class ServiceKit:
         self.lag = LagMonitor(self, settings.lag_poll_seconds)
         if settings.metrics_enabled:
             self.background(self.lag.run)
+            # complaints_service_ready must follow an outage even where nothing polls
+            # /readyz (make up): the alert on it would never fire otherwise.
+            self.background(lambda: self.repeat("readiness", self.ready, settings.lag_poll_seconds))
 
     # --- consuming -----------------------------------------------------------------
 

@@ -20,50 +20,10 @@ import uvicorn
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
+from tests.support.gate import Gate
 from tests.support.infra import Infra
 from tests.support.kafka import EventReader, Upstream
 from tests.support.wait import eventually
-
-
-class Gate:
-    """A TCP front for the broker: lets ``allow_first`` connections through, refuses the
-    rest until opened (Kafka clients connect to the advertised address after bootstrap,
-    so only bootstraps pass here)."""
-
-    def __init__(self, target: str, allow_first: int) -> None:
-        host, port = target.rsplit(":", 1)
-        self.target = (host, int(port))
-        self.allow_first = allow_first
-        self.opened = asyncio.Event()
-        self.connections = 0
-        self.refused = 0
-        self.address = ""
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        self.address = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        if self.connections > self.allow_first and not self.opened.is_set():
-            self.refused += 1
-            writer.close()
-            return
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
 
 
 def _free_port() -> int:
@@ -121,7 +81,7 @@ async def test_a_service_started_while_kafka_is_away_waits_and_then_consumes(
 
             await eventually(refused_some, 60, "the service to try Kafka while it is away")
             assert not service.done()
-            gate.opened.set()
+            gate.open()
             ready = f"http://127.0.0.1:{port}/readyz"
 
             async def is_ready() -> bool:
