@@ -41,6 +41,14 @@ class RoundOptions:
     quiet_seconds: float = 5.0
     accept_barrier_timeout: float = 300.0
 
+    @classmethod
+    def short(cls) -> RoundOptions:
+        """The round `make test` runs: a few hundred complaints, each fault once."""
+        return cls(
+            rate=3.0, duration=90.0, faults=dict.fromkeys(DEFAULT_FAULTS, 1),
+            timings=FaultTimings(gap=(5.0, 10.0)), settle_timeout=600.0,
+        )  # fmt: skip
+
 
 @dataclass
 class RoundResult:
@@ -121,20 +129,16 @@ class Round:
         self.note(f"clock jumped {self.options.jump_days:g} days (accepts settled in "
                   f"{time.monotonic() - waited:.1f}s)")  # fmt: skip
 
-    async def run_faults(self, plan: list[Fault], jump_at: float) -> None:
-        jumped = False
+    async def run_faults(self, plan: list[Fault]) -> None:
         for fault in plan:
-            while time.monotonic() - self.started < fault.at:
-                if not jumped and time.monotonic() - self.started >= jump_at:
-                    jumped = True
-                    await self.jump_clock()
-                await asyncio.sleep(0.1)  # waiting for the fault's moment
+            await wait_until(lambda fault=fault: time.monotonic() - self.started >= fault.at)
             self.note(f"fault {fault.kind} {fault.target}")
             await self.injector.run(fault)
             self.note(f"fault over: {'; '.join(fault.notes)}")
-        if not jumped:
-            await wait_until(lambda: time.monotonic() - self.started >= jump_at)
-            await self.jump_clock()
+
+    async def run_jump(self, jump_at: float) -> None:
+        await wait_until(lambda: time.monotonic() - self.started >= jump_at)
+        await self.jump_clock()
 
     async def settle(self) -> float:
         """Every group has committed everything, nothing scheduled is due, and no record
@@ -203,7 +207,8 @@ class Round:
         plan = schedule(self.rng, self.cluster, options.faults, options.timings, options.warmup)
         last_fault = plan[-1].at + (plan[-1].hold or 25) if plan else options.warmup
         traffic_for = max(options.duration, last_fault + options.tail)
-        jump_at = self.rng.uniform(0.4, 0.6) * traffic_for
+        # Late enough for offers to be accepted first, early enough for surveys after it.
+        jump_at = self.rng.uniform(0.35, 0.55) * traffic_for
         await self.producer.start()
         for topic, key, value, headers in self.traffic.profiles():
             await self.producer.send(topic, value, key=key, headers=headers)
@@ -213,12 +218,14 @@ class Round:
         self.note(f"traffic at {options.rate:g}/s for ~{traffic_for:.0f}s, {len(plan)} faults, "
                   f"clock jump at t+{jump_at:.0f}s")  # fmt: skip
         tasks = [asyncio.create_task(self.run_traffic(stop)), asyncio.create_task(self.desk.run())]
+        jump = asyncio.create_task(self.run_jump(jump_at))
         try:
-            await self.run_faults(plan, jump_at)
+            await self.run_faults(plan)
             last_fault_end = time.monotonic()
             ready_in = await self.cluster.wait_ready(options.timings.readiness_deadline)
             self.note(f"every instance ready {ready_in:.1f}s after the last fault")
             await wait_until(lambda: time.monotonic() - self.started >= traffic_for)
+            await jump  # the desk answers surveys for a while after the jump
             self.desk.stop_initiating()
             stop.set()
             await wait_until(lambda: not self.desk.in_flight)  # the desk's last send
@@ -229,7 +236,7 @@ class Round:
         finally:
             stop.set()
             self.desk.stop_initiating()
-            for task in tasks:
+            for task in [*tasks, jump]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         self.note(f"traffic stopped: {len(self.traffic.ledger.submissions)} complaints, "
