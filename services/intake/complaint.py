@@ -65,6 +65,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputRejected("invalid_json", f"payload is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack
+        raise InputRejected("invalid_json", "payload is nested too deeply") from exc
     if not isinstance(value, dict):
         raise InputRejected(
             "invalid_json", f"payload is JSON {type(value).__name__}, not an object"
