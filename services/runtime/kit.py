@@ -192,7 +192,7 @@ class ServiceKit:
         return False
 
     async def reject(self, record: InboundRecord, code: str, reason: str) -> None:
-        await self.publish([rejection_message(record, reason, self.name, self.clock(), code)])
+        await self.publish([rejection_message(record, reason, self.name, code)])
         self.metrics.dlq_records.labels(self.name, record.topic, code).inc()
         log.warning(
             "record rejected to DLQ",
