@@ -40,6 +40,7 @@ class RoundOptions:
     settle_timeout: float = 900.0
     quiet_seconds: float = 5.0
     accept_barrier_timeout: float = 300.0
+    kill_after_jump: bool = True  # one kill -9 of a background loop's owner in its burst
 
     @classmethod
     def short(cls) -> RoundOptions:
@@ -86,6 +87,7 @@ class Round:
         self.tail = Tail(self.cluster.bootstrap, self.desk.on_record)
         self.injector = Injector(self.cluster, options.timings)
         self.timeline: list[str] = []
+        self.late_faults: list[Fault] = []
         self.started = 0.0
 
     def note(self, text: str) -> None:
@@ -139,6 +141,18 @@ class Round:
     async def run_jump(self, jump_at: float) -> None:
         await wait_until(lambda: time.monotonic() - self.started >= jump_at)
         await self.jump_clock()
+        if not self.options.kill_after_jump:
+            return
+        # The busiest moment for the background loops: every offer expires and every
+        # follow-up falls due at once. Kill one of their owners in the middle of it.
+        owners = [i for i in self.cluster.instances if i.service != "intake"]
+        fault = Fault(time.monotonic() - self.started, "kill_service",
+                      self.rng.choice(owners).name, self.rng.uniform(*self.options.timings.service_down))  # fmt: skip
+        await asyncio.sleep(self.rng.uniform(0.2, 3.0))  # into the burst the jump set off
+        self.late_faults.append(fault)
+        self.note(f"fault {fault.kind} {fault.target} (after the jump)")
+        await self.injector.run(fault)
+        self.note(f"fault over: {'; '.join(fault.notes)}")
 
     async def settle(self) -> float:
         """Every group has committed everything, nothing scheduled is due, and no record
@@ -221,11 +235,11 @@ class Round:
         jump = asyncio.create_task(self.run_jump(jump_at))
         try:
             await self.run_faults(plan)
+            await jump
             last_fault_end = time.monotonic()
             ready_in = await self.cluster.wait_ready(options.timings.readiness_deadline)
             self.note(f"every instance ready {ready_in:.1f}s after the last fault")
             await wait_until(lambda: time.monotonic() - self.started >= traffic_for)
-            await jump  # the desk answers surveys for a while after the jump
             self.desk.stop_initiating()
             stop.set()
             await wait_until(lambda: not self.desk.in_flight)  # the desk's last send
@@ -258,7 +272,7 @@ class Round:
         )
         verdict.count("service log errors", self.log_errors())
         verdict.count("driver send retries (broker away)", self.producer.retries)
-        return RoundResult(self.seed, verdict, plan, self.timeline)
+        return RoundResult(self.seed, verdict, [*plan, *self.late_faults], self.timeline)
 
 
 async def run_round(seed: int, options: RoundOptions, run_dir: Path, ports: Ports) -> RoundResult:

@@ -255,6 +255,10 @@ class Producer:
         with contextlib.suppress(KafkaError):
             await self._producer.stop()
 
+    async def enqueue(self, topic: str, value: bytes) -> Any:
+        """Queue a record without waiting for the broker; await the result for its position."""
+        return await self._producer.send(topic, value)
+
     async def send(
         self, topic: str, value: bytes | None, key: bytes | None = None,
         headers: dict[str, str] | None = None, timeout: float = 300,
