@@ -78,3 +78,19 @@ def test_every_record_lands_in_exactly_one_lane_and_keys_never_split(
         for b in batch:
             if by_key(a) == by_key(b):
                 assert lane_of[a.position] == lane_of[b.position]
+
+
+def test_a_record_whose_links_fail_is_planned_alone() -> None:
+    """Planning runs outside the per-record error handling: found by make chaos --fuzz,
+    a record that made the links raise failed its whole batch forever."""
+    from services.runtime.batches import plan_lanes
+    from services.runtime.records import InboundRecord
+
+    def links(record: InboundRecord) -> tuple[str, ...]:
+        if record.offset == 1:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return ("same",)
+
+    records = [InboundRecord("t", 0, offset, None, b"", 0) for offset in range(3)]
+    lanes = plan_lanes(records, links)
+    assert sorted([r.offset for r in lane] for lane in lanes) == [[0, 2], [1]]
