@@ -31,7 +31,8 @@ async def test_a_lone_surrogate_goes_to_the_dlq_and_the_partition_moves_on(
         await p.send("complaints.inbound.app", bad, key=run)
         await p.send("complaints.inbound.app", good, key=run)  # same partition, behind it
         await p.reader.wait_for(lambda s: s.data.get("source_ref") == f"good-{run}", timeout=60)
-        await p.reader.wait_for(
+        (rejected,) = await p.reader.wait_for(
             lambda s: s.type == "complaint.input.rejected"
             and base64.b64decode(s.data["original"]) == bad, timeout=30,
         )  # fmt: skip
+        assert rejected.data["reason_code"] == "invalid_json"
