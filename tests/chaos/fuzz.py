@@ -57,6 +57,7 @@ class Generator:
         self.rng = random.Random(seed)
         self.count = 0
         self.corpus = [path.read_bytes() for path in CORPUS]
+        self.sent_ids: list[str] = []
 
     def _id(self) -> str:
         self.count += 1
@@ -112,7 +113,11 @@ class Generator:
     def mime(self) -> tuple[str, bytes]:
         raw = bytearray(self.rng.choice(self.corpus))
         if self.rng.random() < 0.8:  # most get a fresh identity, or all would be one source
-            fresh = f"Message-ID: <{self._id()}@fuzz.example>".encode()
+            message_id = f"<{self._id()}@fuzz.example>"
+            fresh = f"Message-ID: {message_id}".encode()
+            if self.sent_ids and self.rng.random() < 0.2:  # a reply to an earlier one
+                fresh += f"\r\nIn-Reply-To: {self.rng.choice(self.sent_ids[-500:])}".encode()
+            self.sent_ids.append(message_id)
             raw, found = re.subn(rb"(?im)^message-id:.*$", fresh, bytes(raw), count=1)
             if not found:
                 raw = fresh + b"\r\n" + raw
@@ -238,9 +243,15 @@ async def _fuzz(cluster: Cluster, records: int, seed: int) -> int:
     await producer.stop()
     sending = time.monotonic() - started
     print(f"[fuzz] sent {len(sent)} records in {sending:.0f}s; waiting for intake", flush=True)
-    quiet_since, last = time.monotonic(), -1
+    quiet_since, last, said = time.monotonic(), -1, time.monotonic()
     while True:
         lags = await group_lags(cluster.bootstrap)
+        if time.monotonic() - said > 60:
+            said = time.monotonic()
+            print(
+                f"[fuzz] {time.monotonic() - started:.0f}s: intake lag {sum(lags.values())}",
+                flush=True,
+            )
         total = sum((await end_offsets(cluster.bootstrap)).values())
         rss.append(_rss_kib(intake.pid, "VmRSS"))
         if total != last or any(lags.values()):
