@@ -45,6 +45,18 @@ def _http_status(url: str, timeout: float = 3.0) -> int:
         return 0
 
 
+def _ready_gauge(url: str) -> float | None:
+    try:
+        with urllib.request.urlopen(url, timeout=3.0) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("complaints_service_ready{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def _pid_gone(pid: int) -> bool:
     """True once ``pid`` no longer runs (a zombie waiting for its parent counts as gone)."""
     try:
@@ -145,6 +157,10 @@ class Instance:
 
     async def readyz(self) -> int:
         return await asyncio.to_thread(_http_status, f"{self.url}/readyz")
+
+    async def ready_gauge(self) -> float | None:
+        """complaints_service_ready as Prometheus scrapes it (/metrics, not /readyz)."""
+        return await asyncio.to_thread(_ready_gauge, f"{self.url}/metrics")
 
 
 class Cluster:

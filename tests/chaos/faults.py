@@ -112,22 +112,34 @@ class Injector:
         pid = await self.cluster.hard_kill(self.cluster.store_pid_file)
         fault.notes.append(f"store pid {pid} killed")
         outage_started = time.monotonic()
+        instances = self.cluster.instances
+        # What Prometheus would see first (the alert's metric, refreshed by each service on
+        # its own), then what an orchestrator's readiness probe sees.
+        gauge_zero: dict[str, float] = {}
         not_ready: dict[str, float] = {}
 
-        async def all_say_not_ready() -> bool:
-            for instance in self.cluster.instances:
+        async def every_gauge_says_not_ready() -> bool:
+            for instance in instances:
+                if instance.name not in gauge_zero and await instance.ready_gauge() == 0.0:
+                    gauge_zero[instance.name] = time.monotonic() - outage_started
+            return len(gauge_zero) == len(instances)
+
+        async def every_probe_says_not_ready() -> bool:
+            for instance in instances:
                 if instance.name not in not_ready and await instance.readyz() == 503:
                     not_ready[instance.name] = time.monotonic() - outage_started
-            return len(not_ready) == len(self.cluster.instances)
+            return len(not_ready) == len(instances)
 
-        await _until(all_say_not_ready, max(fault.hold - 2, 5))
-        missing = [i.name for i in self.cluster.instances if i.name not in not_ready]
-        if missing:
-            self.problems.append(f"store down but /readyz not 503 on {', '.join(missing)}")
-        fault.notes.append(
-            f"/readyz 503 on {len(not_ready)}/{len(self.cluster.instances)} instances "
-            f"within {max(not_ready.values(), default=0):.1f}s"
+        await _until(every_gauge_says_not_ready, max(fault.hold - 4, 5))
+        await _until(
+            every_probe_says_not_ready, max(fault.hold - 2 - (time.monotonic() - outage_started), 3)
         )
+        for what, seen in (("complaints_service_ready 0", gauge_zero), ("/readyz 503", not_ready)):
+            missing = [i.name for i in instances if i.name not in seen]
+            if missing:
+                self.problems.append(f"store down but no {what} on {', '.join(missing)}")
+            fault.notes.append(f"{what} on {len(seen)}/{len(instances)} instances "
+                               f"within {max(seen.values(), default=0):.1f}s")  # fmt: skip
         remaining = fault.hold - (time.monotonic() - outage_started)
         if remaining > 0:
             await asyncio.sleep(remaining)  # the outage itself

@@ -39,17 +39,25 @@ async def snapshot(uri: str) -> dict[str, Any]:
 
 
 async def due_work(uri: str, now: datetime) -> int:
-    """Scheduled work due by ``now`` and not yet done (follow-ups, expiries, SLA alarms):
-    the system has not settled while any is left (a lease may still hold it)."""
+    """Scheduled work due by ``now`` and not yet done (follow-ups, expiries, SLA alarms),
+    or stored by a pass and not yet published or settled: the system has not settled while
+    any is left (a lease may still hold it)."""
     client = _client(uri)
+    due, marked = {"$lte": now}, {"$exists": True}
+    followups = client[f"{PREFIX}_followup"]["followups"]
+    offers = client[f"{PREFIX}_compensation"]["cases"]
+    alarms = client[f"{PREFIX}_triage"]["cases"]
     try:
-        due = {"$lte": now}
         return (
-            await client[f"{PREFIX}_followup"]["followups"].count_documents({"next_at": due})
-            + await client[f"{PREFIX}_compensation"]["cases"].count_documents(
-                {"offer_expires_at": due}
+            await followups.count_documents(
+                {"$or": [{"next_at": due}, {"unpublished_since": marked}]}
             )
-            + await client[f"{PREFIX}_triage"]["cases"].count_documents({"next_alarm_at": due})
+            + await offers.count_documents(
+                {"$or": [{"offer_expires_at": due}, {"unsettled": marked}]}
+            )
+            + await alarms.count_documents(
+                {"$or": [{"next_alarm_at": due}, {"unpublished_since": marked}]}
+            )
         )
     finally:
         await client.close()
