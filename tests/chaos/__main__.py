@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--gap", type=float, nargs=2, default=(8.0, 20.0), metavar=("MIN", "MAX"))
     parser.add_argument("--settle-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--no-kill-after-jump",
+        action="store_true",
+        help="no kill -9 of a background loop's owner right after the clock jump",
+    )
+    parser.add_argument("--short", action="store_true",
+                        help="the round `make test` runs (tests/integration/test_chaos.py)")  # fmt: skip
     parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / ".run" / "chaos")
     parser.add_argument("--kafka-port", type=int, default=int(env("CHAOS_KAFKA_PORT", "49092")),
                         help="and the controller on the next port")  # fmt: skip
@@ -68,11 +75,12 @@ def main() -> int:
         return asyncio.run(
             run_fuzz(args.records, args.seed or 1, args.run_dir / "fuzz", _ports(args))
         )
-    options = RoundOptions(
+    options = RoundOptions.short() if args.short else RoundOptions(
         rate=args.rate, duration=args.duration, settle_timeout=args.settle_timeout,
         faults={kind: getattr(args, kind) for kind in KINDS},
         timings=FaultTimings(store_down=tuple(args.store_down), pause=tuple(args.pause),
                              gap=tuple(args.gap)),
+        kill_after_jump=not args.no_kill_after_jump,
     )  # fmt: skip
     first = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     results = []
