@@ -42,7 +42,7 @@ def _ports() -> Ports:
 @pytest.mark.timeout(1500)
 async def test_a_short_chaos_round_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     seed = int(os.environ.get("CHAOS_SEED", random.SystemRandom().randrange(1, 1_000_000)))
-    print(f'chaos seed {seed} (replay: make chaos ARGS="--rounds 1 --seed {seed}")')
+    print(f'chaos seed {seed} (replay: make chaos ARGS="--short --rounds 1 --seed {seed}")')
     result = await run_round(seed, RoundOptions.short(), tmp_path / "chaos", _ports())
     print(result.report())
     assert result.verdict.ok, result.report()
