@@ -26,6 +26,19 @@ def _ports(args: argparse.Namespace) -> Ports:
     return Ports(args.kafka_port, args.kafka_port + 1, args.store_port, args.http_port)
 
 
+def _replay(seed: int) -> str:
+    """This run's options for one round with ``seed``."""
+    kept, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg in ("--rounds", "--seed"):
+            skip = True
+        elif not arg.startswith(("--rounds=", "--seed=")):
+            kept.append(arg)
+    return " ".join(["--rounds 1", f"--seed {seed}", *kept])
+
+
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="make chaos", description=__doc__,
@@ -87,7 +100,7 @@ def main() -> int:
     for number in range(args.rounds):
         seed = first + number
         print(f"=== round {number + 1}/{args.rounds}, seed {seed} "
-              f"(replay: make chaos ARGS=\"--rounds 1 --seed {seed}\")", flush=True)  # fmt: skip
+              f"(replay: make chaos ARGS=\"{_replay(seed)}\")", flush=True)  # fmt: skip
         result = asyncio.run(run_round(seed, options, args.run_dir / f"round-{seed}", _ports(args)))
         print(result.report(), flush=True)
         results.append(result)
