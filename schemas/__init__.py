@@ -1,1 +1,1 @@
-"""Shared event models of the public contract (../shared/CONTRACT.md)."""
+"""Event and payload models of the public contract, documented in docs/contract.md."""

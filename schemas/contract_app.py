@@ -14,7 +14,7 @@ from pydantic import BaseModel, create_model
 
 from schemas.cloudevents import CloudEvent
 from schemas.events import EVENT_TYPES
-from schemas.inbound import AppSubmission, CaseActionEnvelope, CustomerProfile, SocialPost
+from schemas.inbound import AppSubmission, CaseActionRecord, CustomerProfile, SocialPost
 from schemas.topics import CASE_ACTIONS, CUSTOMER_PROFILES, INBOUND_APP, INBOUND_SOCIAL
 
 
@@ -64,7 +64,7 @@ async def customer_profiles(message: CustomerProfile) -> None: ...
 @broker.subscriber(
     CASE_ACTIONS, title=CASE_ACTIONS, description="Agent desk and app actions on a case."
 )
-async def case_actions(message: CaseActionEnvelope) -> None: ...
+async def case_actions(message: CaseActionRecord) -> None: ...
 
 
 def _register_publishers() -> None:
@@ -91,6 +91,6 @@ app = FastStream(
     specification=AsyncAPI(
         title="Complaint-processing platform",
         version="1.0.0",
-        description="Topics and event shapes the outside world relies on (CONTRACT.md).",
+        description="Topics and event shapes the outside world relies on (docs/contract.md).",
     ),
 )

@@ -1,4 +1,4 @@
-"""The ``data`` of every event the system publishes (CONTRACT.md, "Outbound")."""
+"""The ``data`` of every event the system publishes (docs/contract.md, "Outbound events")."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ class CaseTriaged(_Data):
     language: str | None = None
     order_value: Money | None = None
     received_at: Timestamp | None = None
+    # 1 for the first decision; + 1 each time a later message or a reopening changes it.
+    revision: int = 1
+    customer_lifetime_value: Money | None = None
 
 
 class SlaWarning(_Data):
@@ -73,11 +76,14 @@ class SlaWarning(_Data):
     due: Timestamp
 
 
+OfferKind = Literal[
+    "refund", "replacement", "coupon", "shipping_refund", "tier_upgrade", "apology_only"
+]
+
+
 class OfferOption(_Data):
     option_id: str
-    kind: Literal[
-        "refund", "replacement", "coupon", "shipping_refund", "tier_upgrade", "apology_only"
-    ]
+    kind: OfferKind
     value: Money | None
     description: str
 
@@ -103,6 +109,10 @@ class CompensationAccepted(_Data):
     case_number: str
     offer_id: str
     option_id: str
+    # The chosen option, repeated so that consumers need not keep the offer.
+    kind: OfferKind | None = None
+    value: Money | None = None
+    description: str | None = None
 
 
 class CompensationRejected(_Data):
@@ -161,6 +171,8 @@ class CaseResolved(_Data):
     compensation: dict[str, Any] | None
     resolution: dict[str, Any]
     followup_due_at: Timestamp
+    resolved_by: str | None = None  # the actor of the resolve action
+    reopen_count: int = 0
 
 
 class NotificationRequested(_Data):

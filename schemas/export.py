@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.contract_app import ENVELOPES
-from schemas.inbound import AppSubmission, CaseActionEnvelope, CustomerProfile, SocialPost
+from schemas.inbound import AppSubmission, CaseActionRecord, CustomerProfile, SocialPost
 
 HERE = Path(__file__).resolve().parent
 JSON_DIR = HERE / "json"
@@ -26,7 +26,7 @@ INBOUND: dict[str, type[BaseModel]] = {
     "complaints.inbound.social": SocialPost,
     "complaints.inbound.app": AppSubmission,
     "customers.profiles": CustomerProfile,
-    "cases.actions": CaseActionEnvelope,
+    "cases.actions": CaseActionRecord,
 }
 
 

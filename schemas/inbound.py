@@ -1,10 +1,10 @@
-"""Payloads that upstream teams publish (CONTRACT.md, "Inbound")."""
+"""Payloads that upstream teams publish (docs/contract.md, "Inbound topics")."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from schemas.common import Money, Timestamp
 
@@ -127,5 +127,5 @@ CaseAction = Annotated[
 ]
 
 
-class CaseActionEnvelope(BaseModel):
-    action: CaseAction
+class CaseActionRecord(RootModel[CaseAction]):
+    """A `cases.actions` record is one action object; its `type` says which."""

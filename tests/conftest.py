@@ -14,7 +14,8 @@ from tests.support.infra import Infra, provide_infra
 from tests.support.kafka import EventReader, Upstream
 from tests.support.system import FakeClock, start_services
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# The sample complaints `make run` feeds; the tests use them as the channels would send them.
+SAMPLES = Path(__file__).resolve().parents[1] / "deploy" / "local" / "samples"
 _infra_lines: list[str] = []
 
 

@@ -93,7 +93,7 @@ async def _run(settings: CompensationSettings, args: argparse.Namespace) -> list
             case = await db["cases"].find_one({"_id": args.key})
             return case_lines(case) if case else [f"no compensation record for {args.key}"]
         policy = load_policy(settings.policy_file)
-        reserved = await Limits(db).month_usage(args.key)
+        reserved = await Limits(db).month_usage(args.key, policy.category_names)
         given = await db["ledger"].find({"month": args.key}).to_list(None)
         return month_lines(
             args.key, policy.compensation.monthly_budget_by_category, reserved, given

@@ -2,8 +2,14 @@
 
 Both are enforced under concurrency with single-document atomic updates, keyed by offer
 id so that a redelivered proposal never charges twice:
-- a category's month: one document; the charge is a conditional $inc that only matches
-  while enough budget is left and the offer has not been charged yet;
+- a category's month: one small document with the month's total (`spent_cents`) and the
+  operations in flight (`pending`); each offer's charge is its own document in
+  `budget_charges`. A change of an offer's charge (charge, release, settle) is one
+  numbered operation: a conditional $inc of the total that also records the operation as
+  pending (and matches only while enough budget is left, for a charge), then the charge
+  document records it as done, then it leaves `pending`. A redelivery after a crash finds
+  the operation pending or done and does not apply it twice; the month's document never
+  grows with the number of offers;
 - a customer: one document listing the charges of the rolling window; a new charge is a
   compare-and-set on the document's version after checking the window's sum.
 """
@@ -11,6 +17,7 @@ id so that a redelivered proposal never charges twice:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,11 +41,14 @@ def cents(amount: Decimal) -> int:
 class Limits:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.budgets = db["budgets"]
+        self.budget_charges = db["budget_charges"]
         self.customers = db["goodwill"]
 
     async def _ensure(self, collection: Any, document_id: str, fields: Document) -> None:
-        with contextlib.suppress(DuplicateKeyError):
-            await collection.insert_one({"_id": document_id, **fields})
+        # An upsert, not an insert that fails when the document exists: a write that
+        # fails would abort the transaction its batch commits in (runtime/coalescing.py).
+        with contextlib.suppress(DuplicateKeyError):  # created by another instance just now
+            await collection.update_one({"_id": document_id}, {"$setOnInsert": fields}, upsert=True)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -60,7 +70,8 @@ class Limits:
 
     async def budget_spent(self, budget_key: str, offer_id: str = "") -> Decimal:
         doc = await self.budgets.find_one({"_id": budget_key}) or {}
-        own = (doc.get("cents_by_offer") or {}).get(offer_id, 0)
+        charge = await self.budget_charges.find_one({"_id": offer_id}) if offer_id else None
+        own = charge["cents"] if charge and charge.get("budget") == budget_key else 0
         return Decimal(doc.get("spent_cents", 0) - own) / 100
 
     # --- charging --------------------------------------------------------------------
@@ -73,53 +84,70 @@ class Limits:
         ``document_id`` is ``<category>:<YYYY-MM>``; a ``budget`` of None records the
         charge without a limit (an approver overrode it).
         """
-        await self._ensure(self.budgets, document_id, {"spent_cents": 0, "offers": []})
-        doc = await self.budgets.find_one({"_id": document_id}) or {}
-        if offer_id in doc.get("offers", []):
-            return True  # charged before (a redelivery)
-        result = await self.budgets.update_one(
-            {"_id": document_id, "offers": {"$ne": offer_id},
-             **({} if budget is None else
-                {"spent_cents": {"$lte": cents(budget) - cents(amount)}})},
-            {"$inc": {"spent_cents": cents(amount)}, "$push": {"offers": offer_id},
-             "$set": {f"cents_by_offer.{offer_id}": cents(amount)}},
-        )  # fmt: skip
-        if result.modified_count:
+        charge = await self.budget_charges.find_one({"_id": offer_id})
+        if charge is not None and charge.get("budget") == document_id:
+            # Charged before (a redelivery); a crash may have left its operation pending.
+            await self.budgets.update_one(
+                {"_id": document_id, "pending": {"$in": charge.get("done", [])}},
+                {"$pull": {"pending": {"$in": charge.get("done", [])}}},
+            )
             return True
-        doc = await self.budgets.find_one({"_id": document_id}) or {}
-        return offer_id in doc.get("offers", [])
+        return await self._change_charge(document_id, offer_id, charge, cents(amount), budget)
 
     async def release_budget(self, budget_key: str, offer_id: str) -> None:
         """Take ``offer_id``'s charge back entirely, as if it had never been made."""
-        doc = await self.budgets.find_one({"_id": budget_key}) or {}
-        charged = (doc.get("cents_by_offer") or {}).get(offer_id)
-        if charged is None:
-            return
-        await self.budgets.update_one(
-            {"_id": budget_key, f"cents_by_offer.{offer_id}": charged},
-            {"$inc": {"spent_cents": -charged}, "$pull": {"offers": offer_id},
-             "$unset": {f"cents_by_offer.{offer_id}": ""}},
-        )  # fmt: skip
+        charge = await self.budget_charges.find_one({"_id": offer_id})
+        if charge is not None and charge.get("budget") == budget_key and charge["cents"]:
+            await self._change_charge(budget_key, offer_id, charge, 0, None)
 
     async def settle_budget(self, budget_key: str, offer_id: str, amount: Decimal) -> None:
         """Bring ``offer_id``'s charge down (or up) to ``amount``: what was really given.
 
-        Idempotent: settling twice to the same amount changes nothing. The offer stays on
-        the month's list, so a redelivered proposal cannot charge it again.
+        Idempotent: settling twice to the same amount changes nothing. The offer's charge
+        document stays, so a redelivered proposal cannot charge it again.
         """
-        for _ in range(CAS_ATTEMPTS):
-            doc = await self.budgets.find_one({"_id": budget_key}) or {}
-            charged = (doc.get("cents_by_offer") or {}).get(offer_id)
-            if charged is None or charged == cents(amount):
-                return
+        charge = await self.budget_charges.find_one({"_id": offer_id})
+        if charge is None or charge.get("budget") != budget_key or charge["cents"] == cents(amount):
+            return
+        await self._change_charge(budget_key, offer_id, charge, cents(amount), None)
+
+    async def _change_charge(
+        self, budget_key: str, offer_id: str, charge: Document | None, new_cents: int,
+        budget: Decimal | None,
+    ) -> bool:  # fmt: skip
+        """Move ``offer_id``'s charge from what ``charge`` says to ``new_cents``, once.
+
+        False when ``budget`` (if given) has no room for it. The operation's id is the
+        offer and the number of operations done on its charge, so a redelivery that read
+        the same charge document retries the same operation.
+        """
+        done = list((charge or {}).get("done", []))
+        operation = f"{offer_id}#{len(done)}"
+        delta = new_cents - int((charge or {}).get("cents", 0))
+        room = (
+            {} if budget is None or delta <= 0 else {"spent_cents": {"$lte": cents(budget) - delta}}
+        )
+        for attempt in range(2):
             result = await self.budgets.update_one(
-                {"_id": budget_key, f"cents_by_offer.{offer_id}": charged},
-                {"$inc": {"spent_cents": cents(amount) - charged},
-                 "$set": {f"cents_by_offer.{offer_id}": cents(amount)}},
-            )  # fmt: skip
+                {"_id": budget_key, "pending": {"$ne": operation}, **room},
+                {"$inc": {"spent_cents": delta}, "$push": {"pending": operation}},
+            )
             if result.modified_count:
-                return
-        raise RuntimeError(f"could not settle {offer_id} against {budget_key}")
+                break
+            doc = await self.budgets.find_one({"_id": budget_key})
+            if doc is None and attempt == 0:  # the month's first charge: create it, again
+                await self._ensure(self.budgets, budget_key, {"spent_cents": 0, "pending": []})
+                continue
+            if operation not in (doc or {}).get("pending", []):
+                return False  # no room left in the month's budget
+            break
+        await self.budget_charges.update_one(
+            {"_id": offer_id},
+            {"$set": {"budget": budget_key, "cents": new_cents}, "$addToSet": {"done": operation}},
+            upsert=True,
+        )
+        await self.budgets.update_one({"_id": budget_key}, {"$pull": {"pending": operation}})
+        return True
 
     async def settle_customer(self, customer_id: str, offer_id: str, amount: Decimal) -> None:
         """The customer-cap counterpart of :meth:`settle_budget`."""
@@ -147,10 +175,11 @@ class Limits:
                 return True
         return False
 
-    async def month_usage(self, month: str) -> dict[str, Decimal]:
-        """Goodwill charged per category in ``month`` (YYYY-MM)."""
+    async def month_usage(self, month: str, categories: Iterable[str]) -> dict[str, Decimal]:
+        """Goodwill charged per category in ``month`` (YYYY-MM): one _id lookup each."""
         usage: dict[str, Decimal] = {}
-        async for doc in self.budgets.find({"_id": {"$regex": f":{month}$"}}):
+        keys = [f"{category}:{month}" for category in categories]
+        async for doc in self.budgets.find({"_id": {"$in": keys}}):
             usage[doc["_id"].rsplit(":", 1)[0]] = Decimal(doc.get("spent_cents", 0)) / 100
         return usage
 
@@ -159,7 +188,6 @@ class Limits:
         now: datetime, window: timedelta,
     ) -> bool:  # fmt: skip
         """Charge ``amount`` once for ``offer_id`` if the customer's rolling cap allows it."""
-        await self._ensure(self.customers, customer_id, {"charges": [], "version": 0})
         for _ in range(CAS_ATTEMPTS):
             doc = await self.customers.find_one({"_id": customer_id}) or {}
             charges = doc.get("charges", [])
@@ -169,13 +197,19 @@ class Limits:
             used = sum(charge["cents"] for charge in recent)
             if cap is not None and used + cents(amount) > cents(cap):
                 return False
-            result = await self.customers.update_one(
-                {"_id": customer_id, "version": doc.get("version", 0)},
-                {"$set": {"charges": [*recent, {"offer_id": offer_id, "cents": cents(amount), "at": now}]},
-                 "$inc": {"version": 1}},
-            )  # fmt: skip
-            if result.modified_count:
+            try:
+                # An upsert: the customer's first charge creates the document (version 0
+                # stands for "none yet"); a version someone else moved on is a duplicate key.
+                await self.customers.update_one(
+                    {"_id": customer_id, "version": doc.get("version", 0)},
+                    {"$set": {"charges": [*recent, {"offer_id": offer_id, "cents": cents(amount),
+                                                    "at": now}]},
+                     "$inc": {"version": 1}},
+                    upsert=True,
+                )  # fmt: skip
                 return True
+            except DuplicateKeyError:
+                continue  # another charge came first: read again
         return False  # too much contention: the caller asks for approval instead
 
     async def release_customer(self, customer_id: str, offer_id: str) -> None:

@@ -29,7 +29,7 @@ from services.compensation.lifecycle import (
 from services.compensation.limits import Limits, month_key
 from services.compensation.offers import OfferDecision, OfferFacts, propose
 from services.compensation.settings import CompensationSettings
-from services.runtime.batches import by_case_in_action
+from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import RetryLater
@@ -87,7 +87,8 @@ class CompensationService:
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
-        self.kit.subscribe(CASES_TRIAGED, self.on_triaged)
+        # One customer's cases in order: they draw on the same goodwill cap.
+        self.kit.subscribe(CASES_TRIAGED, self.on_triaged, links=by_case_and_customer)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
         self.kit.subscribe(CASE_ACTIONS, self.actions.on_action, links=by_case_in_action)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
@@ -99,6 +100,8 @@ class CompensationService:
         await self.ledger.create_index([("customer_id", 1), ("at", 1)])
         await self.ledger.create_index([("category", 1), ("month", 1)])
         await self.cases.create_index([("offer_expires_at", 1)])
+        await self.cases.create_index([("unsettled_since", 1)])
+        await self.ledger.create_index([("month", 1)])
 
     async def on_profile(self, record: InboundRecord) -> None:
         await apply_profile_record(self.customers, record)
@@ -172,8 +175,9 @@ class CompensationService:
         return {"budget": budget_key, "customer_id": customer_id, "amount": str(amount)}
 
     async def refresh_budget_gauges(self) -> None:
-        budgets = self.kit.policy.current().compensation.monthly_budget_by_category
-        used = await self.limits.month_usage(f"{self.kit.clock():%Y-%m}")
+        policy = self.kit.policy.current()
+        budgets = policy.compensation.monthly_budget_by_category
+        used = await self.limits.month_usage(f"{self.kit.clock():%Y-%m}", policy.category_names)
         for category, budget in budgets.items():
             self.budget.labels(category).set(float(budget))
             self.budget_remaining.labels(category).set(float(budget - used.get(category, 0)))

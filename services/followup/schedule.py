@@ -1,9 +1,9 @@
 """When to ask the customer whether we made it right. Pure: policy, facts and a calendar in.
 
-Rules (POLICY.md, "Follow-up"): 3 days after resolution by default, 7 for refunds;
-only between the window hours in the customer's time zone; Sundays and public holidays
-move to the next working day; never past the 7-day limit, in which case the last
-allowed moment inside the window is taken.
+Rules (services/policy/POLICY.md, "Follow-up"): 3 days after resolution by default, 7
+for refunds; only between the window hours in the customer's time zone; Sundays and
+public holidays move to the next working day; never past the 7-day limit, in which case
+the last allowed moment inside the window is taken.
 """
 
 from __future__ import annotations

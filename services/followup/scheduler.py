@@ -56,6 +56,7 @@ class FollowupScheduler:
     async def ensure_indexes(self) -> None:
         await self.followups.create_index([("next_at", 1)])
         await self.followups.create_index([("case_number", 1)])
+        await self.followups.create_index([("customer_id", 1)])  # opt-out cancels by customer
         await self.followups.create_index([(UNPUBLISHED, 1)], sparse=True)
 
     async def schedule(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
+from pymongo.errors import DuplicateKeyError
 
 from schemas.inbound import CaseAction, FirstResponse, Resolve, SurveyResponse
 from schemas.topics import (
@@ -94,16 +96,15 @@ class FollowupService:
         if event["type"] == "complaint.case.triaged":
             data = event["data"]
             revision = int(data.get("revision", 1))
-            # Only a newer decision replaces the one we hold (redeliveries can be late).
-            await self.cases.update_one(
-                {"_id": data["case_number"]},
-                {"$max": {"triage_revision": revision}},
-                upsert=True,
-            )
-            await self.cases.update_one(
-                {"_id": data["case_number"], "triage_revision": revision},
-                {"$set": {"triage": data}},
-            )
+            # Only a newer decision replaces the one we hold (redeliveries can be late): the
+            # filter matches a case without one or with an older one, and creates a missing
+            # case; a case holding this revision or a newer one is a duplicate key.
+            with contextlib.suppress(DuplicateKeyError):
+                await self.cases.update_one(
+                    {"_id": data["case_number"], "triage_revision": {"$not": {"$gte": revision}}},
+                    {"$set": {"triage": data, "triage_revision": revision}},
+                    upsert=True,
+                )
 
     async def on_compensation(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)

@@ -2,8 +2,9 @@
 
 Complaints are independent and are handled side by side, except where one depends on
 another: a reply and the message it answers (the thread), a message naming a case, and
-the same words from the same sender (the second is a duplicate of the first). Those share
-a lane, so within a batch they are handled in the order they arrived, as one by one.
+the same words from the same sender (the second is a duplicate of the first), and records
+the channel gave the same key. Those share a lane, so within a batch they are handled in
+the order they arrived, as one by one.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ class ChannelReader:
         while len(self._parsed) > CACHE_SIZE:
             self._parsed.popitem(last=False)
         mentioned = (f"case:{complaint.mentioned_case}",) if complaint.mentioned_case else ()
+        # A channel that keys its records (by sender, by thread) gets them in that order.
+        keyed = (f"key:{record.key.hex()}",) if record.key is not None else ()
         return (
+            *keyed,
             complaint.source_key,
             *complaint.reply_keys(),
             *mentioned,

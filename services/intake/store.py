@@ -6,18 +6,56 @@ finds its effect already stored or stores it now; never half of it.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.runtime.errors import RetryLater
 from services.runtime.kafka import OutboundMessage
 from services.runtime.outbox import add_to_outbox
+from services.runtime.per_turn import PerTurn
 
 Document = dict[str, Any]
+# Where a customer's profile holds each kind of identity (all indexed).
+CUSTOMER_FIELDS = {"id": "_id", "email": "emails", "phone": "phones", "social": "social_ids"}
+
+
+class SequenceCounter:
+    """Per-key sequence numbers; the requests of one event-loop turn share one increment.
+
+    A counter is created by a plain insert before it is incremented, so no increment ever
+    races a creation: some stores (SecantusDB 0.5) answer a findAndModify upsert that lost
+    a creation race without the document.
+    """
+
+    def __init__(self, counters: AsyncCollection[Document]) -> None:
+        self.counters = counters
+        self.next = PerTurn(self._take)
+
+    async def _take(self, keys: list[str]) -> list[int]:
+        last = {key: await self._increment(key, keys.count(key)) for key in dict.fromkeys(keys)}
+        given: dict[str, int] = {}
+        numbers = []
+        for key in keys:
+            given[key] = given.get(key, 0) + 1
+            numbers.append(last[key] - keys.count(key) + given[key])
+        return numbers
+
+    async def _increment(self, key: str, count: int) -> int:
+        for _ in range(2):
+            counter = await self.counters.find_one_and_update(
+                {"_id": key}, {"$inc": {"seq": count}}, return_document=ReturnDocument.AFTER
+            )
+            if counter is not None:
+                return int(counter["seq"])
+            with contextlib.suppress(DuplicateKeyError):  # another instance created it
+                await self.counters.insert_one({"_id": key, "seq": 0})
+        raise RuntimeError(f"counter {key} vanished")  # counters are never deleted
 
 
 class IntakeStore:
@@ -27,6 +65,8 @@ class IntakeStore:
         self.counters = db["counters"]
         self.customers = db["customers"]
         self.fingerprints = db["fingerprints"]
+        self.sequences = SequenceCounter(self.counters)
+        self._customer_by = PerTurn(self._customers_by)
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index([("emails", ASCENDING)])
@@ -37,14 +77,8 @@ class IntakeStore:
     # --- case numbers ----------------------------------------------------------------
 
     async def next_sequence(self, day: date) -> int:
-        counter = await self.counters.find_one_and_update(
-            {"_id": f"case-{day:%Y%m%d}"},
-            {"$inc": {"seq": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert counter is not None  # upsert with AFTER always returns the document
-        return int(counter["seq"])
+        """The day's next case sequence number, unique however many ask at once."""
+        return await self.sequences.next(f"case-{day:%Y%m%d}")
 
     # --- source claims ---------------------------------------------------------------
 
@@ -79,13 +113,14 @@ class IntakeStore:
         Symmetric on purpose: records can arrive out of order, with receipt times
         before or after an earlier claim's.
         """
-        claim = await self.fingerprints.find_one_and_update(
-            {"_id": fingerprint},
-            {"$setOnInsert": {"source_key": source_key, "at": at}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert claim is not None  # upsert with AFTER always returns the document
+        try:
+            await self.fingerprints.insert_one({"_id": fingerprint, "source_key": source_key,
+                                                "at": at})  # fmt: skip
+            return source_key
+        except DuplicateKeyError:
+            claim = await self.fingerprints.find_one({"_id": fingerprint})
+        if claim is None:  # pragma: no cover - fingerprints are never deleted
+            return source_key
         if claim["source_key"] == source_key or abs(claim["at"] - at) <= window:
             return str(claim["source_key"])
         # The earlier claim is outside the window: take it over, unless someone just did.
@@ -102,7 +137,7 @@ class IntakeStore:
     # --- cases -----------------------------------------------------------------------
 
     async def case_exists(self, case_number: str) -> bool:
-        return await self.cases.count_documents({"_id": case_number}, limit=1) > 0
+        return await self.cases.find_one({"_id": case_number}, {"_id": 1}) is not None
 
     async def create_case(self, case: Document) -> None:
         await self.cases.update_one({"_id": case["_id"]}, {"$setOnInsert": case}, upsert=True)
@@ -128,9 +163,21 @@ class IntakeStore:
     # --- customers -------------------------------------------------------------------
 
     async def find_customer(self, identities: list[tuple[str, str]]) -> Document | None:
-        fields = {"id": "_id", "email": "emails", "phone": "phones", "social": "social_ids"}
-        for kind, value in identities:
-            found = await self.customers.find_one({fields[kind]: value})
+        """The first identity (id, e-mail, phone, social id) that names a known customer."""
+        for identity in identities:
+            found = await self._customer_by(identity)
             if found:
                 return found
         return None
+
+    async def _customers_by(self, identities: list[tuple[str, str]]) -> list[Document | None]:
+        """One query per kind of identity asked for in this turn (all indexed fields)."""
+        found: dict[tuple[str, str], Document] = {}
+        for kind in dict.fromkeys(kind for kind, _ in identities):
+            field = CUSTOMER_FIELDS[kind]
+            values = list(dict.fromkeys(value for k, value in identities if k == kind))
+            async for customer in self.customers.find({field: {"$in": values}}):
+                held = customer.get(field)
+                for value in held if isinstance(held, list) else [held]:
+                    found.setdefault((kind, str(value)), customer)
+        return [found.get(identity) for identity in identities]

@@ -187,6 +187,13 @@ class Policy(_Strict):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.business_time_zone)
 
+    @property
+    def category_names(self) -> list[str]:
+        """Every category a case can have: triage's own, then the default."""
+        names = [rule.name for rule in self.triage.categories]
+        return [*names, *([] if self.triage.default_category in names else
+                          [self.triage.default_category])]  # fmt: skip
+
 
 def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:
     try:

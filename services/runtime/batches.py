@@ -47,6 +47,17 @@ def by_case_in_action(record: InboundRecord) -> tuple[str, ...]:
     return by_key(record)
 
 
+def by_case_and_customer(record: InboundRecord) -> tuple[str, ...]:
+    """A case event in its case's order, and after the same customer's earlier cases (a
+    repeat complaint is judged against what the customer's earlier ones stored)."""
+    try:
+        event = json.loads(record.value or b"")
+        customer_id = event["data"]["customer_id"]
+    except (ValueError, KeyError, TypeError):
+        return by_key(record)
+    return (*by_key(record), *((f"customer:{customer_id}",) if customer_id else ()))
+
+
 def plan_lanes(records: Sequence[InboundRecord], links: Links) -> list[list[InboundRecord]]:
     """Group ``records`` into lanes: connected by shared links, each in offset order."""
     parent: dict[str, str] = {}

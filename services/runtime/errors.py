@@ -22,6 +22,10 @@ class RetryLater(Exception):
     """Something this record depends on has not arrived yet; redeliver it later."""
 
 
+class StoreContention(Exception):
+    """Other writers kept changing the documents a write needs; try the record again."""
+
+
 # Failures of the environment, not of the record: the record is redelivered until they pass.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionFailure,
@@ -30,4 +34,5 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     KafkaError,
     ConnectionError,
     asyncio.TimeoutError,
+    StoreContention,
 )

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,12 +28,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.policy import PolicySource
 from services.runtime.batches import Links, by_key, plan_lanes, rewind_points
 from services.runtime.clock import Clock, configured_clock, system_clock
+from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
 from services.runtime.dlq import rejection_message
 from services.runtime.errors import TRANSIENT_ERRORS, InputRejected, RetryLater
 from services.runtime.kafka import build_broker, ensure_topics, publish_outbound
 from services.runtime.lag import LagMonitor
 from services.runtime.logs import quiet_payload_loggers
-from services.runtime.metrics import CommonMetrics, StoreCommandTimer
+from services.runtime.metrics import STORE_LISTENERS, CommonMetrics, StoreCommandTimer
 from services.runtime.records import InboundRecord
 from services.runtime.settings import ServiceSettings
 
@@ -68,21 +69,36 @@ class ServiceKit:
             name,
             self.registry if settings.metrics_enabled else None,
             settings.max_publish_bytes,
+            settings.publish_linger_ms,
+        )
+        timers = (
+            [StoreCommandTimer(self.metrics.store_latency, name)]
+            if settings.metrics_enabled
+            else []
         )
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongodb_uri,
             tz_aware=True,
             serverSelectionTimeoutMS=5000,
-            event_listeners=[StoreCommandTimer(self.metrics.store_latency, name)]
-            if settings.metrics_enabled
-            else [],
+            event_listeners=[*timers, *STORE_LISTENERS],
         )
-        self.db: AsyncDatabase[Document] = self.mongo[f"{settings.mongodb_database_prefix}_{name}"]
+        database = f"{settings.mongodb_database_prefix}_{name}"
+        # Handlers running side by side share round trips (see services/runtime/coalescing.py).
+        self.db: AsyncDatabase[Document] = (
+            CoalescingDatabase(
+                self.mongo,
+                database,
+                StoreBatcher(self.mongo, transactions=settings.store_commit_in_transactions),
+            )
+            if settings.store_coalescing
+            else self.mongo[database]
+        )
         self.policy = PolicySource(settings.policy_file)
         # Per record position: failed tries (back-off) and when it first waited on a
         # dependency (the budget before it is dead-lettered as dependency_missing).
         self._failures: dict[str, int] = {}
         self._waiting_since: dict[str, float] = {}
+        self._routes: dict[str, tuple[RecordHandler, Links]] = {}
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._background: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -98,32 +114,44 @@ class ServiceKit:
     # --- consuming -----------------------------------------------------------------
 
     def subscribe(self, topic: str, handler: RecordHandler, links: Links = by_key) -> None:
-        """Consume ``topic`` in batches; ``links`` says which records must stay in order."""
-        group_id = f"{self.settings.consumer_group_prefix}.{self.name}.{topic}"
-        self.lag.subscriptions.append((self.settings.topic_prefix + topic, group_id))
+        """Handle ``topic``'s records with ``handler``; ``links`` says which stay in order."""
+        self._routes[self.settings.topic_prefix + topic] = (handler, links)
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.consumer_group_prefix}.{self.name}"
+
+    def _consume_subscriptions(self) -> None:
+        """One consumer (one group) for all the service's topics, consuming in batches.
+
+        One consumer rather than one per topic: a service's topics share its fetches,
+        heartbeats and commits, which is most of what an idle service costs the broker.
+        """
+        topics = list(self._routes)
+        self.lag.subscriptions.extend((topic, self.group_id) for topic in topics)
 
         @self.broker.subscriber(
-            self.settings.topic_prefix + topic,
-            group_id=group_id,
+            *topics,
+            group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             batch=True,
             max_records=self.settings.batch_max_records,
             batch_timeout_ms=self.settings.batch_timeout_ms,
+            fetch_min_bytes=self.settings.fetch_min_bytes,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             decoder=_raw_bytes_decoder,
-            title=f"{self.name}:{topic}",
+            title=self.name,
         )
         async def consume(msg: KafkaMessage) -> None:
             records = [InboundRecord.from_consumer_record(raw) for raw in msg.raw_message]
-            rewind = await self.process_batch(records, handler, links)
+            rewind = await self.process_batch(records)
             # Returning commits every position the consumer holds: rewound partitions
             # commit up to their first unfinished record, which comes again next poll.
             for (name, partition), offset in rewind.items():
                 msg.consumer.seek(TopicPartition(name, partition), offset)
 
-    async def process_batch(
-        self, records: list[InboundRecord], handler: RecordHandler, links: Links
-    ) -> dict[tuple[str, int], int]:
+    async def process_batch(self, records: list[InboundRecord]) -> dict[tuple[str, int], int]:
         """Run a batch lane by lane; return where each partition must be rewound to."""
         unfinished: list[InboundRecord] = []
         slots = asyncio.Semaphore(self.settings.batch_lanes)
@@ -131,9 +159,12 @@ class ServiceKit:
         async def run(lane: list[InboundRecord]) -> None:
             async with slots:
                 for index, record in enumerate(lane):
-                    if not await self.process(record, handler):
+                    if not await self.process(record, self._routes[record.topic][0]):
                         unfinished.extend(lane[index:])
                         return
+
+        def links(record: InboundRecord) -> Iterable[str]:
+            return self._routes[record.topic][1](record)
 
         await asyncio.gather(*(run(lane) for lane in plan_lanes(records, links)))
         if unfinished:
@@ -281,8 +312,17 @@ class ServiceKit:
         self.metrics.ready.labels(self.name).set(1 if kafka_ok else 0)
         return bool(kafka_ok)
 
+    async def warm_up_store(self) -> None:
+        """Touch every collection once before taking records: a store that has just
+        restarted on a large data set answers its first read of a collection seconds later
+        (the local one: 2-12 s at 100k documents), and that wait belongs to start-up, not
+        to the first batch."""
+        for name in await self.db.list_collection_names():
+            await self.db[name].find_one({"_id": None}, {"_id": 1})
+
     def asgi_app(self) -> AsgiFastStream:
         kit = self
+        self._consume_subscriptions()
 
         @get(include_in_schema=False)
         async def healthz(scope: Any) -> AsgiResponse:
@@ -306,6 +346,7 @@ class ServiceKit:
             ))  # fmt: skip
             for hook in kit._startup:
                 await _patiently(getattr(hook, "__qualname__", "a start-up step"), hook)
+            await _patiently("store warm-up", kit.warm_up_store)
 
         async def start_background() -> None:
             kit._tasks = [asyncio.create_task(loop()) for loop in kit._background]

@@ -29,11 +29,10 @@ class LeasedWork:
         self.owner = owner
 
     async def due(self, now: datetime, batch: int) -> list[Any]:
-        """Ids due now, oldest first: a plain read, so no write waits on the search."""
-        found = await self.collection.find(
-            {self.due_field: {"$lte": now}}, {"_id": 1, self.due_field: 1}
-        ).to_list(batch)
-        return [item["_id"] for item in sorted(found, key=lambda item: item[self.due_field])]
+        """Up to ``batch`` ids due now, oldest first: a range of the due-time index, so the
+        cost is the due items, never the collection."""
+        found = self.collection.find({self.due_field: {"$lte": now}}, {"_id": 1})
+        return [item["_id"] for item in await found.sort(self.due_field, 1).to_list(batch)]
 
     async def claim(self, document_id: Any, now: datetime, lease_seconds: float) -> Document | None:
         """The document with our lease on it, unless another instance holds a live one."""

@@ -42,6 +42,11 @@ class CommonMetrics:
         self.service = service
 
 
+# Further listeners on every service's store client, added by the embedding process before
+# the services start (the tests' query-plan check records every query the services send).
+STORE_LISTENERS: list[monitoring.CommandListener] = []
+
+
 class StoreCommandTimer(monitoring.CommandListener):
     """Every store command's latency, by command name (find, update, findAndModify, …)."""
 

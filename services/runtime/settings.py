@@ -37,7 +37,19 @@ class ServiceSettings(BaseSettings):
     # lanes (independent cases) handled at once.
     batch_max_records: int = 500
     batch_timeout_ms: int = 50
+    # A fetch returns once this much is there or this long has passed: under load fewer,
+    # larger fetches; when idle, a few empty ones a second per subscription.
+    fetch_min_bytes: int = 32 * 1024
+    fetch_max_wait_ms: int = 50
     batch_lanes: int = 64
+    # How long the producer waits to fill a produce request (latency for fewer requests).
+    publish_linger_ms: int = 5
+    # Send the single-document calls of concurrent handlers as one command each (off only
+    # to measure what it saves).
+    store_coalescing: bool = True
+    # Commit a coalesced batch of writes as one transaction where the store has them: one
+    # log sync for the batch on a store that syncs every commit (the local one does).
+    store_commit_in_transactions: bool = True
     # Off only to measure what metrics cost (make bench): no FastStream middleware, no
     # store timings, no lag measurement. Business counters stay (they are the product).
     metrics_enabled: bool = True

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -32,7 +32,12 @@ from services.triage.watch import Alarms, due_now, mark_fired, next_alarm_at
 log = logging.getLogger(__name__)
 SOURCE = "/complaints/triage"
 LEASE = timedelta(seconds=30)
-GAUGE_EVERY_SECONDS = 15.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Cases taken per pass; what is left is due, so the next pass comes after poll_seconds.
+DUE_BATCH = 200
+# The open-deadlines gauge counts every open deadline: the one query of the watcher that
+# grows with the open cases, so it runs rarely.
+GAUGE_EVERY_SECONDS = 300.0
 
 
 def warning_message(
@@ -63,6 +68,7 @@ class DeadlineWatcher:
         self.poll_seconds = poll_seconds
         self.idle_seconds = idle_seconds
         self.known_next: datetime | None = None
+        self.batch = DUE_BATCH
         self._wake = asyncio.Event()
         self.owner = f"triage-{uuid.uuid4().hex[:8]}"
         self.warnings = Counter(
@@ -79,11 +85,10 @@ class DeadlineWatcher:
         await self.cases.create_index([(UNPUBLISHED, 1)], sparse=True)
 
     async def due_cases(self, now: datetime) -> list[str]:
-        """Case numbers with an alarm due: a plain read, so no write waits on the search."""
-        found = await self.cases.find(
-            {"next_alarm_at": {"$lte": now}}, {"_id": 1, "next_alarm_at": 1}
-        ).to_list(None)
-        return [case["_id"] for case in sorted(found, key=lambda case: case["next_alarm_at"])]
+        """Up to a batch of case numbers with an alarm due, earliest first: a range of the
+        `next_alarm_at` index, so a pass costs what is due, not what is stored."""
+        found = self.cases.find({"next_alarm_at": {"$lte": now}}, {"_id": 1})
+        return [case["_id"] for case in await found.sort("next_alarm_at", 1).to_list(self.batch)]
 
     async def claim(self, case_number: str, now: datetime) -> dict[str, Any] | None:
         """Take the case for this pass unless another watcher holds a live lease on it."""
@@ -151,16 +156,24 @@ class DeadlineWatcher:
             self._wake.set()
 
     async def earliest_alarm(self) -> datetime | None:
-        found = await self.cases.find(
-            {"next_alarm_at": {"$ne": None}}, {"_id": 0, "next_alarm_at": 1}
-        ).to_list(None)
-        return min((item["next_alarm_at"] for item in found), default=None)
+        """The first alarm within the idle interval, or None if none is that close.
+
+        Bounded on purpose: some stores (the local one) fetch every match of a range before
+        applying the limit, so an open range would cost every open deadline each pass. An
+        alarm further away is found by a later pass; the watcher wakes at least every
+        idle_seconds.
+        """
+        horizon = self.kit.clock() + timedelta(seconds=self.idle_seconds)
+        found = self.cases.find(
+            {"next_alarm_at": {"$gte": EPOCH, "$lt": horizon}}, {"_id": 0, "next_alarm_at": 1}
+        )
+        first = await found.sort("next_alarm_at", 1).to_list(1)
+        return first[0]["next_alarm_at"] if first else None
 
     def _pause(self) -> float:
         """Seconds until the next known alarm, between the poll and the idle interval.
 
-        A search costs a scan on stores that cannot use the index (FerretDB 1.x), so the
-        watcher sleeps until it has something to do, and handlers wake it (notify).
+        The watcher sleeps until it has something to do, and handlers wake it (notify).
         Alarms set by another instance are seen within idle_seconds at worst.
         """
         if self.known_next is None:
@@ -176,8 +189,9 @@ class DeadlineWatcher:
                 self.known_next = await self.earliest_alarm()
                 if time.monotonic() - counted_at > GAUGE_EVERY_SECONDS:
                     counted_at = time.monotonic()
+                    # O(open deadlines), every GAUGE_EVERY_SECONDS only.
                     self.open_deadlines.set(
-                        await self.cases.count_documents({"next_alarm_at": {"$ne": None}})
+                        await self.cases.count_documents({"next_alarm_at": {"$gte": EPOCH}})
                     )
             except TRANSIENT_ERRORS as outage:
                 log.warning("deadline pass failed, retrying: %s", type(outage).__name__)

@@ -10,12 +10,13 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from schemas.topics import CASE_ACTIONS, CASES_FOLLOWUPS, CASES_OPENED, CUSTOMER_PROFILES
-from services.runtime.batches import by_case_in_action
+from services.runtime.batches import by_case_and_customer, by_case_in_action
 from services.runtime.customers import apply_profile_record
 from services.runtime.documents import apply_once
 from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.per_turn import PerTurn
 from services.runtime.records import InboundRecord, parse_cloudevent
 from services.triage.deadlines import DeadlineWatcher
 from services.triage.events import (
@@ -51,6 +52,7 @@ class TriageService:
         self.escalations = Counter(
             "complaints_escalations_total", "Escalated triage decisions", registry=kit.registry
         )
+        self._previous = PerTurn(self._count_previous)
         self.watcher = DeadlineWatcher(
             kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
         )
@@ -60,7 +62,7 @@ class TriageService:
         self.kit.on_startup(self.watcher.ensure_indexes)
         self.kit.background(self.watcher.run)
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
-        self.kit.subscribe(CASES_OPENED, self.on_case_event)
+        self.kit.subscribe(CASES_OPENED, self.on_case_event, links=by_case_and_customer)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
         self.kit.subscribe(CASES_FOLLOWUPS, self.on_followup_event)
 
@@ -83,16 +85,27 @@ class TriageService:
             await self.on_reopened(event)
 
     async def previous_cases(self, customer_id: str | None, case_number: str, at: datetime) -> int:
+        """The customer's other cases received in the repeat window before ``at``."""
         if not customer_id:
             return 0
+        return await self._previous((customer_id, case_number, at))
+
+    async def _count_previous(self, asked: list[tuple[str, str, datetime]]) -> list[int]:
+        """All of one turn's questions from one range of the (customer_id, received_at)
+        index. One customer's cases share a lane, so earlier ones are stored already."""
         window = timedelta(days=self.kit.policy.current().triage.escalation.repeat_window_days)
-        return await self.cases.count_documents(
-            {
-                "customer_id": customer_id,
-                "received_at": {"$gte": at - window, "$lt": at},
-                "_id": {"$ne": case_number},
-            }
-        )
+        received = await self.cases.find(
+            {"customer_id": {"$in": list({customer for customer, _, _ in asked})},
+             "received_at": {"$gte": min(at for _, _, at in asked) - window,
+                             "$lt": max(at for _, _, at in asked)}},
+            {"customer_id": 1, "received_at": 1},
+        ).to_list(None)  # fmt: skip
+        return [
+            sum(1 for case in received
+                if case["customer_id"] == customer and case["_id"] != number
+                and at - window <= case["received_at"] < at)
+            for customer, number, at in asked
+        ]  # fmt: skip
 
     async def on_opened(self, event: dict[str, Any]) -> None:
         data = event["data"]

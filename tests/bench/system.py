@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +85,26 @@ def script(name: str, action: str) -> None:
 
 
 STORE_SCRIPT = "store.sh"
+
+
+PROCESSES = {
+    "intake": "services/intake.pid", "triage": "services/triage.pid",
+    "compensation": "services/compensation.pid", "followup": "services/followup.pid",
+    "store": "store/store.pid", "kafka": "kafka/kafka.pid",
+}  # fmt: skip
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) each process of the system has used so far."""
+    used = {}
+    for name, pidfile in PROCESSES.items():
+        try:
+            pid = (RUN_DIR / pidfile).read_text().strip()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
 
 
 class System:
@@ -269,11 +289,13 @@ def percentile(values: Sequence[float], share: float) -> float:
 async def burst(watcher: Watcher, count: int, customers: int, timeout: float) -> dict[str, float]:
     run = uuid.uuid4().hex[:6]
     complaints = [app_complaint(run, n, customers) for n in range(count)]
+    cpu_before = cpu_seconds()
     async with Publisher() as publisher:
         sends = [await publisher.send(s, v) for s, v in complaints]
         await asyncio.gather(*sends)
     submissions = [s for s, _ in complaints]
     await watcher.wait(submissions, timeout)
+    cpu_after = cpu_seconds()
     outcomes = watcher.outcomes
     first = min(publisher.sent_ms.values())
     cases = [outcomes.case_of[s] for s in submissions]
@@ -286,7 +308,9 @@ async def burst(watcher: Watcher, count: int, customers: int, timeout: float) ->
         "compensation_rate": count / max(0.001, (offered - first) / 1000),
         "p50_ms": percentile(latencies, 0.5),
         "p99_ms": percentile(latencies, 0.99),
-    }
+        **{f"cpu_ms:{name}": 1000 * (cpu_after[name] - cpu_before[name]) / count
+           for name in cpu_after if name in cpu_before},
+    }  # fmt: skip
 
 
 async def steady(watcher: Watcher, rate: float, seconds: float, customers: int) -> dict[str, float]:
@@ -383,16 +407,30 @@ async def seed(total: int, customers: int) -> float:
 # --- the run ----------------------------------------------------------------------------
 
 
+class Report(list[str]):
+    """The table, printed line by line as figures come in (a long run shows progress)."""
+
+    def append(self, line: str) -> None:
+        print(line, flush=True)
+        super().append(line)
+
+    def __iadd__(self, lines: Iterable[str]) -> Report:  # type: ignore[override,misc]
+        for line in lines:
+            self.append(line)
+        return self
+
+
 async def measure(args: argparse.Namespace) -> list[str]:
-    lines = [f"machine: {os.cpu_count()} cores; store: {STORE_SCRIPT}; "
-             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]  # fmt: skip
+    lines = Report()
+    lines.append(f"machine: {os.cpu_count()} cores; store: {STORE_SCRIPT}; "
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")  # fmt: skip
     raw = await raw_passthrough(args.raw_records, 600)
     lines.append(f"raw aiokafka pass-through (3 partitions, batch commit): {raw:8.0f} records/s")
     watcher = Watcher()
     await watcher.start()
     try:
-        # A first small burst warms every service (group joins, caches, policy load).
-        await burst(watcher, 30, args.customers, timeout=600)
+        # A first burst warms every process (group joins, pools, caches, the broker's JIT).
+        await burst(watcher, args.warmup, args.customers, timeout=600)
         result = await burst(watcher, args.burst, args.customers, timeout=args.timeout)
         lines += row("empty store", args.burst, result, raw)
         if args.load_seconds > 0:
@@ -422,12 +460,16 @@ def row(label: str, count: int, result: dict[str, float], raw: float) -> list[st
         f"  (ratio to raw {result['compensation_rate'] / raw:.3f})",
         f"  received→triaged in the burst: p50 {result['p50_ms']:.0f} ms, "
         f"p99 {result['p99_ms']:.0f} ms",
-    ]
+        "  CPU per complaint: " + ", ".join(
+            f"{key.split(':')[1]} {value:.2f} ms" for key, value in result.items()
+            if key.startswith("cpu_ms:")),
+    ]  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--customers", type=int, default=500)
     parser.add_argument("--load-rate", type=float, default=100.0)
     parser.add_argument("--load-seconds", type=float, default=60.0)
@@ -443,7 +485,7 @@ def main() -> None:
     finally:
         if not args.keep:
             system.stop()
-    print("\n".join(lines))
+    print("\n--- summary ---\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

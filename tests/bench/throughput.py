@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import time
 import uuid
 from contextlib import AsyncExitStack, ExitStack
@@ -34,22 +35,25 @@ from tests.support.infra import provide_infra
 from tests.support.kafka import EventReader
 from tests.support.system import FakeClock, start_services
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "local" / "samples"
 OUTPUT = {"intake": "cases.opened", "triage": "cases.triaged"}
 
 
 def intake_inputs(count: int, run: str) -> list[tuple[str, bytes]]:
-    """A realistic mix: one third each Big5 email, social post, app form."""
-    email = (SAMPLES / "email-big5-cracked-mug.eml").read_bytes()
-    post = json.loads((SAMPLES / "social-allergy.json").read_text(encoding="utf-8"))
+    """A realistic mix: one third each Big5 email, social post, app form.
+
+    Every record has its own id and its own words (a number appended to the subject or
+    text), so none is a duplicate of another and each opens a case.
+    """
+    email = (SAMPLES / "email-big5-cracked-teapot.eml").read_bytes()
+    post = json.loads((SAMPLES / "social-public-heater-smoke.json").read_text(encoding="utf-8"))
     form = json.loads((SAMPLES / "app-late-delivery.json").read_text(encoding="utf-8"))
     records = []
     for n in range(count):
         tag = f"{run}-{n}"
         if n % 3 == 0:
-            raw = email.replace(b"sample-002", tag.encode()).replace(
-                b"=B3=AF=A4p=A9j", f"#{n}".encode()
-            )
+            raw = re.sub(rb"(?m)^Message-ID: <[^>]+>", f"Message-ID: <{tag}@bench>".encode(), email)
+            raw = re.sub(rb"(?m)^(Subject: [^\r\n]*)", rb"\1 #" + str(n).encode(), raw)
             records.append(("complaints.inbound.email", raw))
         elif n % 3 == 1:
             body = {**post, "post_id": tag, "text": f"{post['text']} #{n}"}

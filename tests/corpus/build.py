@@ -21,7 +21,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 INPUTS = HERE / "inputs"
-SAMPLES = HERE.parents[2] / "shared" / "samples"
+SAMPLES = HERE.parents[1] / "deploy" / "local" / "samples"
 EMAIL, SOCIAL, APP, ACTIONS = (
     "complaints.inbound.email", "complaints.inbound.social", "complaints.inbound.app", "cases.actions",
 )  # fmt: skip
@@ -67,24 +67,25 @@ def build_email() -> None:
     add(
         "big5-qp-multipart-sample",
         EMAIL,
-        (SAMPLES / "email-big5-cracked-mug.eml").read_bytes(),
+        (SAMPLES / "email-big5-cracked-teapot.eml").read_bytes(),
         {
             "kind": "opened",
             "channel": "email",
             "language": "zh-Hant",
-            "subject": "收到的杯子有裂痕",
-            "text_contains": "馬克杯有一條裂痕",
+            "subject": "收到的茶壺壺嘴有裂痕",
+            "text_contains": "壺嘴有一道明顯的裂痕",
+            "text_excludes": ["<b>", "<p>"],
         },
     )
     add(
         "utf8-base64-sample",
         EMAIL,
-        (SAMPLES / "email-double-charge.eml").read_bytes(),
+        (SAMPLES / "email-utf8-double-charge.eml").read_bytes(),
         {
             "kind": "opened",
             "language": "zh-Hant",
-            "subject": "信用卡被重複扣款",
-            "text_contains": "扣了兩次",
+            "subject": "信用卡同一筆訂單被扣了兩次",
+            "text_contains": "同一筆訂單被扣了兩次",
         },
     )
     text = "您好，我的订单已经一个星期了还没有发货，请尽快处理。\n王先生"
@@ -252,12 +253,12 @@ def build_email() -> None:
         EMAIL,
         mail(
             h(
-                "huang.wei@example.com",
-                "Re: 信用卡被重複扣款",
+                "lee.yating@example.com",
+                "Re: 信用卡同一筆訂單被扣了兩次",
                 "c-reply1@x.com",
-                **{"In-Reply-To": "<sample-001@mail.example.com>"},
+                **{"In-Reply-To": "<CAF7x2k9.double-charge@mail.example.com>"},
             ),
-            "請問退款進度如何？\n\n黃先生 於 2026/11/23 寫道：\n> 信用卡卻被扣了兩次\n".encode(),
+            "請問退款進度如何？\n\n李雅婷 於 2026/11/23 寫道：\n> 同一筆訂單被扣了兩次\n".encode(),
         ),
         {"kind": "message_added", "of": "utf8-base64-sample", "text": "請問退款進度如何？"},
     )
@@ -266,12 +267,12 @@ def build_email() -> None:
         EMAIL,
         mail(
             h(
-                "huang.wei@example.com",
-                "Re: Re: 信用卡被重複扣款",
+                "lee.yating@example.com",
+                "Re: Re: 信用卡同一筆訂單被扣了兩次",
                 "c-reply2@x.com",
-                References="<sample-001@mail.example.com> <c-reply1@x.com>",
+                References="<CAF7x2k9.double-charge@mail.example.com> <c-reply1@x.com>",
             ),
-            "已經三天了還沒收到。\n-- \n黃先生\n0912-000-111\n".encode(),
+            "已經三天了還沒收到。\n-- \n李雅婷\n0922-118-877\n".encode(),
         ),
         {"kind": "message_added", "of": "utf8-base64-sample", "text": "已經三天了還沒收到。"},
     )
@@ -400,12 +401,12 @@ def build_email() -> None:
 
 
 def build_social() -> None:
-    sample = json.loads((SAMPLES / "social-allergy.json").read_text(encoding="utf-8"))
+    sample = json.loads((SAMPLES / "social-public-heater-smoke.json").read_text(encoding="utf-8"))
     add(
-        "social-sample-allergy",
+        "social-sample-heater-smoke",
         SOCIAL,
         js(sample),
-        {"kind": "opened", "channel": "social", "language": "zh-Hant"},
+        {"kind": "opened", "channel": "social", "language": "zh-Hant", "followers": 15800},
     )
     add(
         "social-thread-reply",
@@ -413,12 +414,16 @@ def build_social() -> None:
         js(
             {
                 **sample,
-                "post_id": "fb-98124",
-                "in_reply_to": "fb-98123",
+                "post_id": "fb-5120772",
+                "in_reply_to": "fb-5120771",
                 "text": "到現在都沒有人回覆我！",
             }
         ),
-        {"kind": "message_added", "of": "social-sample-allergy", "text": "到現在都沒有人回覆我！"},
+        {
+            "kind": "message_added",
+            "of": "social-sample-heater-smoke",
+            "text": "到現在都沒有人回覆我！",
+        },
     )
     add(
         "social-private-english",
@@ -513,8 +518,8 @@ def build_app() -> None:
             "kind": "opened",
             "channel": "app",
             "language": "zh-Hant",
-            "customer_id": "C-1001",
-            "order_value": {"amount": "890.00", "currency": "TWD"},
+            "customer_id": "C-1088",
+            "order_value": {"amount": "1290.00", "currency": "TWD"},
         },
     )
     add(

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from services.policy.model import DEFAULT_POLICY_FILE
 from tests.support.infra import Infra
 from tests.support.isolated import Isolated as IsolatedPipeline
 from tests.support.system import FakeClock
+from tests.support.wait import eventually
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Taipei
 
@@ -47,6 +49,20 @@ class Isolated(IsolatedPipeline):
                 for s in self.reader.of_case(case_number)
                 if s.type.startswith("complaint.case.sla_")]  # fmt: skip
 
+    async def clock_stopped(self, case_number: str, deadline: str) -> None:
+        """Until triage has stored that ``deadline``'s clock stopped for the case."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.infra.mongodb_uri)
+        cases = client[f"{self.namespace}_triage"]["cases"]
+
+        async def stopped() -> bool:
+            case = await cases.find_one({"_id": case_number}) or {}
+            return bool(((case.get("alarms") or {}).get(deadline) or {}).get("stopped_at"))
+
+        try:
+            await eventually(stopped, 20, f"{deadline} clock of {case_number} stopped")
+        finally:
+            await client.close()
+
     async def wait_warning(self, case_number: str, deadline: str, kind: str) -> Any:
         (found,) = await self.reader.wait_for(
             lambda s: s.data.get("case_number") == case_number
@@ -74,6 +90,7 @@ async def test_at_risk_then_breach_each_once_and_stop_the_clock(isolated: Isolat
     await isolated.send(
         "cases.actions", action(answered, "first_response", T0 + timedelta(minutes=5)), answered
     )
+    await isolated.clock_stopped(answered, "first_response")  # nothing to see on a topic
 
     isolated.clock.advance(timedelta(minutes=12))
     at_risk = await isolated.wait_warning(watched, "first_response", "at_risk")

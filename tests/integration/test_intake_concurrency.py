@@ -82,4 +82,4 @@ async def test_two_instances_one_group_no_duplicates(
         by_source = {claim["_id"]: claim["case_number"] for claim in claims}
         assert all(by_source[case["source_key"]] == case["_id"] for case in cases)
         assert {sub.group_id for app in instances for sub in app.broker.subscribers
-                if prefix + "complaints.inbound.app" in {t.name for t in sub.topics}} == {f"{group}.intake.complaints.inbound.app"}  # fmt: skip
+                if prefix + "complaints.inbound.app" in {t.name for t in sub.topics}} == {f"{group}.intake"}  # fmt: skip

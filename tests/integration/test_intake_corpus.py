@@ -106,8 +106,9 @@ def check_opened(opened: Seen, expect: dict[str, Any]) -> None:
         assert got == expect["attachments"]
 
 
-PERSONAL = ("chen.mei@example.net", "huang.wei@example.com", "amy@example.com", "+886912345678",
-            "0912-345-678", "陳小姐", "黃先生", "林小姐", "王先生", "amy.lin")  # fmt: skip
+PERSONAL = ("chou.wenhao@example.net", "lee.yating@example.com", "amy@example.com",
+            "tsai.peiyu@example.tw", "+886933456789", "0912-345-678", "0922-118-877",
+            "周文豪", "李雅婷", "許媽媽", "王先生", "mama.hsu")  # fmt: skip
 
 
 @pytest.mark.timeout(180)

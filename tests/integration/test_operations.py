@@ -9,7 +9,7 @@ import importlib.util
 import json
 import os
 import re
-import socket
+import sys
 import urllib.request
 import uuid
 from collections import defaultdict
@@ -20,8 +20,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.runtime.metrics import STORE_LISTENERS
 from tests.support.infra import REPO_ROOT, Infra
 from tests.support.kafka import OUTBOUND_TOPICS, EventReader, Upstream
+from tests.support.ports import free_port_block
+from tests.support.query_plans import QueryRecorder, full_scans
 from tests.support.served import served
 from tests.support.system import FakeClock
 from tests.support.wait import eventually
@@ -41,14 +44,10 @@ def _feed_module() -> Any:
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as importlib's recipe says: its dataclasses look it up.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get_blocking(url: str) -> bytes:
@@ -96,30 +95,46 @@ async def test_metrics_dashboard_and_prometheus_after_the_sample_flow(
     feed = _feed_module()
     clock = FakeClock(T0)
     prefix = f"{namespace}.ops{uuid.uuid4().hex[:4]}."
-    port_base = _free_port()
-    while any(not _port_free(port_base + i) for i in range(4)):
-        port_base = _free_port()
+    port_base = free_port_block(4)
     reader = EventReader(infra.kafka_bootstrap_servers, tuple(prefix + t for t in OUTBOUND_TOPICS))
     upstream = Upstream(infra.kafka_bootstrap_servers)
     await upstream.start()
+    # Every query the four services send during the flow, for the query-plan check.
+    recorder = QueryRecorder(namespace + "ops")
+    STORE_LISTENERS.append(recorder)
     async with served(infra, namespace + "ops", clock, prefix, port_base) as urls:
+        STORE_LISTENERS.remove(recorder)
         await reader.start()
         try:
             for key, value in feed.profiles(samples):
                 await upstream.send(prefix + "customers.profiles", value, key=key)
             inputs = feed.tagged_samples(samples, uuid.uuid4().hex[:6])
-            for topic, _, value in inputs:
-                await upstream.send(prefix + topic, value, headers={"received-at": T0.isoformat()})
+            originals = [s for s in inputs if s.replies_to is None]
+            replies = [s for s in inputs if s.replies_to is not None]
+            received = {"received-at": T0.isoformat()}
+            for sample in originals:
+                await upstream.send(prefix + sample.topic, sample.value, headers=received)
             await upstream.send(prefix + "complaints.inbound.app", b"{not json", key=b"bad")
             opened = await reader.wait_for(
-                lambda s: s.type == "complaint.case.opened", count=len(inputs)
+                lambda s: s.type == "complaint.case.opened", count=len(originals)
             )
+            assert {s.data["source_ref"] for s in opened} == {s.ref for s in originals}
             cases = [s.data["case_number"] for s in opened]
-            await reader.wait_for(
-                lambda s: s.type in {"complaint.compensation.proposed",
-                                     "complaint.compensation.approval_requested"},
-                count=len(cases),
-            )  # fmt: skip
+            # A reply goes in once its case is open, as the feeder of `make run` does.
+            assert replies, "the samples include a reply threaded to an earlier email"
+            for sample in replies:
+                await upstream.send(prefix + sample.topic, sample.value, headers=received)
+            added = await reader.wait_for(
+                lambda s: s.type == "complaint.case.message_added", count=len(replies)
+            )
+            assert {s.data["source_ref"] for s in added} == {s.ref for s in replies}
+            assert {s.data["case_number"] for s in added} <= set(cases)
+            for case in cases:
+                await reader.wait_for(
+                    lambda s, case=case: s.data.get("case_number") == case
+                    and s.type in {"complaint.compensation.proposed",
+                                   "complaint.compensation.approval_requested"}
+                )  # fmt: skip
             clock.advance(timedelta(hours=2))
             for case in cases:
                 await upstream.send(prefix + "cases.actions", action(
@@ -147,14 +162,17 @@ async def test_metrics_dashboard_and_prometheus_after_the_sample_flow(
             _check_no_case_or_customer_in_labels(scraped, cases)
             _check_dashboard_queries(scraped)
             await _check_prometheus(tmp_path, port_base, urls)
+            await _check_every_query_uses_an_index(infra, recorder)
         finally:
             await reader.stop()
             await upstream.stop()
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
+async def _check_every_query_uses_an_index(infra: Infra, recorder: QueryRecorder) -> None:
+    """No query of the flow (handlers and background loops) reads a whole collection."""
+    shapes, scanning = await full_scans(infra.mongodb_uri, recorder.queries)
+    assert shapes >= 20, f"only {shapes} query shapes recorded: is the recorder installed?"
+    assert scanning == [], "queries without an index:\n" + "\n".join(scanning)
 
 
 async def _scrape_when_settled(urls: dict[str, str], cases: int) -> dict[str, Samples]:
@@ -235,7 +253,7 @@ def _check_dashboard_queries(scraped: dict[str, Samples]) -> None:
 
 
 async def _check_prometheus(tmp_path: Path, port_base: int, urls: dict[str, str]) -> None:
-    port = _free_port()
+    port = free_port_block(1)
     env = {**os.environ, "COMPLAINTS_RUN_DIR": str(tmp_path), "PROMETHEUS_PORT": str(port),
            "SERVICE_PORT_BASE": str(port_base)}  # fmt: skip
     script = REPO_ROOT / "deploy" / "local" / "prometheus.sh"

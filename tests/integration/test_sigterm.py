@@ -22,6 +22,7 @@ from tests.support.wait import eventually
 
 BURST = 300
 SERVICES = ("intake", "triage")
+SAMPLES = REPO_ROOT / "deploy" / "local" / "samples"
 
 
 def _free_port() -> int:
@@ -78,8 +79,7 @@ class Processes:
 
 
 def complaint(number: int, run: str) -> bytes:
-    sample = json.loads((REPO_ROOT.parent / "shared" / "samples" / "app-late-delivery.json")
-                        .read_text(encoding="utf-8"))  # fmt: skip
+    sample = json.loads((SAMPLES / "app-late-delivery.json").read_text(encoding="utf-8"))
     sample["submission_id"] = f"burst-{run}-{number}"
     sample["customer_id"] = f"C-burst-{number % 17}"
     sample["message"] = f"{sample['message']} (#{number})"

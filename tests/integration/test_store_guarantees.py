@@ -1,8 +1,15 @@
 """The single-document atomicity the services are built on, checked on the server in use.
 
-MongoDB guarantees these. FerretDB 1.24 alone does not (it loses concurrent updates);
-deploy/local/ferretdb serializes writes so that it does. If a store fails here, case
-numbers, budgets and follow-up claims are not safe on it.
+MongoDB guarantees these, and so does the local store (secantusd-rs, on WiredTiger),
+with no proxy of ours in front. If a store fails here, case numbers, budgets and
+follow-up claims are not safe on it.
+
+One thing the services do NOT rely on: the reply of a findAndModify *upsert* that loses
+a race to create its document. secantusd-rs 0.5.3 applies the update but answers without
+the document (MongoDB answers with it); FerretDB 1.24 and mongo-java-server 1.47 hand out
+duplicate numbers there. So counters are created by a plain insert first and then only
+incremented (services/intake/store.py), and no service code asks for that reply
+(tests/unit/test_store_usage.py).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.intake.store import SequenceCounter
 from tests.support.infra import Infra
 
 RACERS = 60
@@ -34,16 +42,28 @@ async def db(infra: Infra) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
 
 
 async def test_concurrent_increments_are_not_lost(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Each of 60 racing increments of an existing counter sees its own value."""
     counters = db["counters"]
+    await counters.insert_one({"_id": "day", "seq": 0})
 
     async def next_number() -> int:
         doc = await counters.find_one_and_update(
-            {"_id": "day"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            {"_id": "day"}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER
         )
         assert doc is not None
         return int(doc["seq"])
 
     numbers = await asyncio.gather(*(next_number() for _ in range(RACERS)))
+    assert sorted(numbers) == list(range(1, RACERS + 1))
+
+
+async def test_case_numbers_are_unique_from_racing_instances(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """The case-number counter as intake uses it: two instances racing on a new day
+    (the counter's creation included) hand out 1..60, each number once."""
+    instances = [SequenceCounter(db["counters"]), SequenceCounter(db["counters"])]
+    numbers = await asyncio.gather(*(instances[n % 2].next("case-20261124") for n in range(RACERS)))
     assert sorted(numbers) == list(range(1, RACERS + 1))
 
 

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.infra import REPO_ROOT, Infra
+from tests.support.ports import free_port_block
 
 SERVICES = ("intake", "triage", "compensation", "followup")
 
@@ -32,7 +33,7 @@ def test_services_start_in_background_write_endpoints_and_stop(
         # tests sent, minting case numbers that collide with the shared services' ones.
         "TOPIC_PREFIX": f"{namespace}up.",
         "COMPLAINTS_RUN_DIR": str(tmp_path),
-        "SERVICE_PORT_BASE": "18101",
+        "SERVICE_PORT_BASE": str(free_port_block(len(SERVICES))),
     }
     script = REPO_ROOT / "deploy" / "local" / "services.sh"
     try:

@@ -32,16 +32,16 @@ def _cloudevent_ok(seen: Seen) -> None:
 async def test_sample_email_flows_through_all_four_services(
     system: Any, upstream: Upstream, reader: EventReader, samples: Path
 ) -> None:
-    raw = (samples / "email-big5-cracked-mug.eml").read_bytes()
+    raw = (samples / "email-big5-cracked-teapot.eml").read_bytes()
     await upstream.send("complaints.inbound.email", raw)
 
-    (opened,) = await reader.wait_for(_opened_for("<sample-002@mail.example.net>"))
+    (opened,) = await reader.wait_for(_opened_for("<20261123091247.4471@mail.example.net>"))
     case = opened.data["case_number"]
     _cloudevent_ok(opened)
     assert opened.data["channel"] == "email"
     assert opened.data["language"] == "zh-Hant"
-    assert opened.data["subject"] == "收到的杯子有裂痕"
-    assert "馬克杯有一條裂痕" in opened.data["text"]
+    assert opened.data["subject"] == "收到的茶壺壺嘴有裂痕"
+    assert "壺嘴有一道明顯的裂痕" in opened.data["text"]
     assert "<" not in opened.data["text"]
 
     (triaged,) = await reader.wait_for(
@@ -97,9 +97,9 @@ async def test_same_email_twice_makes_one_case(
 ) -> None:
     message_id = f"dup-{uuid.uuid4().hex}@mail.example.com"
     raw = (
-        (samples / "email-double-charge.eml")
+        (samples / "email-utf8-double-charge.eml")
         .read_bytes()
-        .replace(b"sample-001@mail.example.com", message_id.encode())
+        .replace(b"CAF7x2k9.double-charge@mail.example.com", message_id.encode())
     )
     # One key: the three records share a partition and are processed in order, so once
     # the sentinel's case is open both copies before it have been handled.

@@ -1,8 +1,8 @@
-"""Real Kafka and MongoDB-wire servers for the tests, found or started in INFRA.md's order:
+"""Real Kafka and MongoDB-wire servers for the tests, found or started in this order:
 
 1. KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI set: use them.
 2. A Docker daemon answers: testcontainers (Kafka in KRaft mode, MongoDB).
-3. Otherwise: the local Kafka and FerretDB from deploy/local, on their own ports and
+3. Otherwise: the local Kafka and store from deploy/local, on their own ports and
    with fresh state, started once per test session and stopped at its end.
 """
 
@@ -128,15 +128,10 @@ async def probe_versions(infra: Infra) -> None:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)
     try:
         info = await client.admin.command("buildInfo")
-        if "ferretdbVersion" in info:
-            ferret = info["ferretdbVersion"]
-            if ferret in ("", "unknown"):  # embedded builds carry no version.txt
-                pinned = re.search(
-                    r"FerretDB/FerretDB (v\S+)",
-                    (LOCAL / "ferretdb" / "go.mod").read_text(encoding="utf-8"),
-                )
-                ferret = f"{pinned.group(1) if pinned else '?'} (embedded, pinned in go.mod)"
-            flavour = f"FerretDB {ferret}"
+        if "secantusVersion" in info:
+            flavour = f"SecantusDB secantusd-rs {info['secantusVersion']}"
+        elif "ferretdbVersion" in info:
+            flavour = f"FerretDB {info['ferretdbVersion']}"
         else:
             flavour = "MongoDB"
         infra.mongo_version = f"{flavour}, reports wire version {info.get('version')}"
@@ -156,7 +151,7 @@ def provide_infra(stack: ExitStack, say: Callable[[str], None]) -> Infra:
             started = start_containers(stack, need_kafka, need_mongo)
         else:
             origin = "local (deploy/local, no Docker daemon)"
-            say("no Docker daemon: starting the local Kafka and FerretDB for this session")
+            say("no Docker daemon: starting the local Kafka and store for this session")
             started = start_local(stack, need_kafka, need_mongo)
         kafka_url = kafka_url or started[0]
         mongo_url = mongo_url or started[1]

@@ -80,7 +80,16 @@ class EventReader:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer:
-            await self._consumer.stop()
+            try:
+                await self._consumer.stop()
+            except asyncio.CancelledError:
+                # aiokafka's fetcher.close() cancels its in-flight fetch tasks and awaits them
+                # unguarded, so a fetch that was backing off after a timeout (a loaded broker)
+                # leaks its CancelledError (aio-libs/aiokafka#647). Only a cancellation of this
+                # very task is ours to pass on.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
 
     def matching(self, predicate: Callable[[Seen], bool]) -> list[Seen]:
         return [item for item in self.seen if predicate(item)]

@@ -8,7 +8,13 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.runtime.batches import by_case_in_action, by_key, plan_lanes, rewind_points
+from services.runtime.batches import (
+    by_case_and_customer,
+    by_case_in_action,
+    by_key,
+    plan_lanes,
+    rewind_points,
+)
 from services.runtime.records import InboundRecord
 
 
@@ -78,6 +84,16 @@ def test_every_record_lands_in_exactly_one_lane_and_keys_never_split(
         for b in batch:
             if by_key(a) == by_key(b):
                 assert lane_of[a.position] == lane_of[b.position]
+
+
+def test_one_customers_cases_share_a_lane() -> None:
+    def opened(offset: int, case: str, customer: str | None) -> InboundRecord:
+        value = json.dumps({"data": {"case_number": case, "customer_id": customer}}).encode()
+        return record(offset, key=case.encode(), value=value)
+
+    batch = [opened(1, "CS1", "C-1"), opened(2, "CS2", "C-2"), opened(3, "CS3", "C-1"),
+             opened(4, "CS4", None), opened(5, "CS1", None)]  # fmt: skip
+    assert offsets(plan_lanes(batch, by_case_and_customer)) == [[1, 3, 5], [2], [4]]
 
 
 def test_a_record_whose_links_fail_is_planned_alone() -> None:

@@ -9,19 +9,45 @@ from services.intake.language import detect_language
 
 
 def test_big5_quoted_printable_multipart(samples: Path) -> None:
-    parsed = parse_email((samples / "email-big5-cracked-mug.eml").read_bytes())
-    assert parsed.subject == "收到的杯子有裂痕"
-    assert parsed.from_address == "chen.mei@example.net"
-    assert parsed.from_name == "陳小姐"
-    assert parsed.message_id == "<sample-002@mail.example.net>"
-    assert "今天收到的馬克杯有一條裂痕" in parsed.text
+    parsed = parse_email((samples / "email-big5-cracked-teapot.eml").read_bytes())
+    assert parsed.subject == "收到的茶壺壺嘴有裂痕"
+    assert parsed.from_address == "chou.wenhao@example.net"
+    assert parsed.from_name == "周文豪"
+    assert parsed.message_id == "<20261123091247.4471@mail.example.net>"
+    # A quoted-printable soft line break splits the order number: it comes back whole.
+    assert "青瓷茶壺（訂單 O-20261120-88）今天收到了" in parsed.text
+    assert "壺嘴有一道明顯的裂痕" in parsed.text
+    assert "<b>" not in parsed.text
     assert parsed.auto_reply_reason is None
 
 
 def test_utf8_base64_single_part(samples: Path) -> None:
-    parsed = parse_email((samples / "email-double-charge.eml").read_bytes())
-    assert parsed.subject == "信用卡被重複扣款"
-    assert "扣了兩次 NT$1,580" in parsed.text
+    parsed = parse_email((samples / "email-utf8-double-charge.eml").read_bytes())
+    assert parsed.subject == "信用卡同一筆訂單被扣了兩次"
+    assert parsed.from_name == "李雅婷"
+    assert "同一筆訂單被扣了兩次，一共 NT$8,560" in parsed.text
+
+
+def test_gb2312_base64_simplified(samples: Path) -> None:
+    parsed = parse_email((samples / "email-gb2312-hotline-unreachable.eml").read_bytes())
+    assert parsed.subject == "客服电话一直打不通"
+    assert parsed.from_name == "赵敏"
+    assert "客服电话打了三天都打不通" in parsed.text
+    assert detect_language(parsed.text) == "zh-Hans"
+
+
+def test_latin1_quoted_printable_english(samples: Path) -> None:
+    parsed = parse_email((samples / "email-latin1-legal-threat.eml").read_bytes())
+    assert parsed.from_name == "Chloé Durand"
+    assert "my lawyer will file a complaint" in parsed.text.replace("\n", " ")
+    assert "Café Lumière" in parsed.text
+
+
+def test_threaded_reply_names_its_thread_and_drops_the_quote(samples: Path) -> None:
+    parsed = parse_email((samples / "email-utf8-double-charge-reply.eml").read_bytes())
+    assert parsed.subject == "Re: 信用卡同一筆訂單被扣了兩次"
+    assert "<CAF7x2k9.double-charge@mail.example.com>" in parsed.in_reply_to
+    assert parsed.text == "補充一下：銀行說要由商家發起退款才能處理，請告訴我大概什麼時候會退回。"
 
 
 def test_html_only_mail_becomes_readable_text_without_scripts() -> None:

@@ -1,4 +1,4 @@
-"""Every customer-facing template against POLICY.md's banned phrases."""
+"""Every customer-facing template against the policy's banned phrases (services/policy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Triage decisions against POLICY.md (the full 60-case table grows with issue #4)."""
+"""Triage decisions against the default policy (services/policy/POLICY.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Triage against POLICY.md, one row per situation: category, urgency, both deadlines
+"""Triage against the default policy, one row per situation: category, urgency, both deadlines
 (respond minutes, resolve hours, counted from receipt) and a reason an agent can read.
 
 Respond = the earlier of the urgency target (urgent 2 h, high 4 h, normal 24 h) and the

@@ -20,7 +20,7 @@ def test_every_subscriber_has_a_group_and_commits_after_processing(name: str) ->
     assert subscribers, f"{name} subscribes to nothing"
     for subscriber in subscribers:
         assert subscriber.group_id, f"{name}: subscriber without group_id"
-        assert subscriber.group_id.startswith(f"complaints.{name}.")
+        assert subscriber.group_id == f"complaints.{name}"  # one consumer group per service
         assert subscriber.ack_policy is AckPolicy.NACK_ON_ERROR
 
 
