@@ -23,6 +23,7 @@ async def snapshot(uri: str) -> dict[str, Any]:
         intake, compensation = client[f"{PREFIX}_intake"], client[f"{PREFIX}_compensation"]
         sources = {doc["_id"]: doc async for doc in intake["sources"].find({})}
         budgets = await compensation["budgets"].find({}).to_list(None)
+        charges = await compensation["budget_charges"].find({}).to_list(None)
         goodwill = await compensation["goodwill"].find({}).to_list(None)
         outboxes: list[tuple[str, Any, int]] = []
         for service, collection in OUTBOX_COLLECTIONS:
@@ -32,7 +33,8 @@ async def snapshot(uri: str) -> dict[str, Any]:
             async for doc in found:
                 if doc.get("outbox"):
                     outboxes.append((f"{service}.{collection}", doc["_id"], len(doc["outbox"])))
-        return {"intake_sources": sources, "budgets": budgets, "goodwill": goodwill,
+        return {"intake_sources": sources, "budgets": budgets, "budget_charges": charges,
+                "goodwill": goodwill,
                 "outboxes": outboxes}  # fmt: skip
     finally:
         await client.close()

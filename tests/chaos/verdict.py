@@ -301,14 +301,22 @@ def _payloads(verdict: Verdict, outside: Outside) -> None:
 
 def _money(verdict: Verdict, outside: Outside, charges: dict[str, tuple[int, str | None]],
            store: dict[str, Any]) -> None:  # fmt: skip
+    # A month's total must be the sum of its offers' charge documents, and nothing may be
+    # left pending (an operation a crash interrupted is finished by the next try).
+    month_cents: dict[str, int] = {}
     budget_cents: dict[str, int] = {}
+    for charge in store.get("budget_charges", []):
+        month_cents[charge["budget"]] = month_cents.get(charge["budget"], 0) + charge["cents"]
+        budget_cents[charge["_id"]] = budget_cents.get(charge["_id"], 0) + charge["cents"]
     for doc in store.get("budgets", []):
-        by_offer = doc.get("cents_by_offer") or {}
-        if doc.get("spent_cents", 0) != sum(by_offer.values()):
+        if doc.get("spent_cents", 0) != month_cents.get(doc["_id"], 0):
             verdict.fail("money", f"budget {doc['_id']} spent {doc.get('spent_cents')} != "
-                                  f"sum of its offers {sum(by_offer.values())}")  # fmt: skip
-        for offer_id, cents in by_offer.items():
-            budget_cents[offer_id] = budget_cents.get(offer_id, 0) + cents
+                                  f"sum of its offers {month_cents.get(doc['_id'], 0)}")  # fmt: skip
+        if doc.get("pending"):
+            verdict.fail("money", f"budget {doc['_id']} left pending {doc['pending']}")
+    for month in set(month_cents) - {doc["_id"] for doc in store.get("budgets", [])}:
+        if month_cents[month]:
+            verdict.fail("money", f"charges of {month_cents[month]} to a missing budget {month}")
     customer_cents: dict[tuple[str, str], int] = {}
     for doc in store.get("goodwill", []):
         for charge in doc.get("charges", []):

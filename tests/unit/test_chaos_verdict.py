@@ -38,8 +38,9 @@ def history() -> tuple[Ledger, list[Seen], dict[str, Any]]:
         ),
         seen("input.rejected", "e4", "complaints.dlq", original=base64.b64encode(b"{bad").decode()),
     ]
-    store = {"budgets": [{"_id": "delivery:2026-11", "spent_cents": 20000,
-                          "cents_by_offer": {f"{CASE}-O1": 20000}}],
+    store = {"budgets": [{"_id": "delivery:2026-11", "spent_cents": 20000, "pending": []}],
+             "budget_charges": [{"_id": f"{CASE}-O1", "budget": "delivery:2026-11",
+                                 "cents": 20000, "done": [f"{CASE}-O1#0"]}],
              "goodwill": [{"_id": "C-1", "charges": [{"offer_id": f"{CASE}-O1", "cents": 20000}]}],
              "intake_sources": {}, "outboxes": []}  # fmt: skip
     return ledger, events, store
@@ -56,7 +57,7 @@ def test_each_violation_is_named() -> None:
     events.append(
         seen("input.rejected", "e5", "complaints.dlq", original=base64.b64encode(b"ok").decode())
     )
-    store["budgets"][0]["cents_by_offer"][f"{CASE}-O1"] = 40000
+    store["budget_charges"][0]["cents"] = 40000
     store["outboxes"].append(("triage.cases", CASE, 1))
     ledger.submissions.append(
         Submission("app", "complaints.inbound.app", "app-2", b"{}", "C-1", "new")
