@@ -8,7 +8,7 @@ out, so an instance that dies holding it delays the work, never loses it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -51,6 +51,8 @@ class LeasedWork:
 # Set with the events a background pass stores in a document's outbox, cleared once they
 # are published: handlers get their records redelivered after a failure, passes do not.
 UNPUBLISHED = "unpublished_since"
+# The lower bound of a range over a time index (the local store wants ranges bounded).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def clear_unpublished(
@@ -69,7 +71,7 @@ async def publish_stranded(
     store or the broker went away, in between): an index lookup on the mark, O(stranded).
     A pass still publishing its own is younger than ``older_than``."""
     found = await collection.find(
-        {UNPUBLISHED: {"$lte": older_than}}, {"_id": 1, UNPUBLISHED: 1}
+        {UNPUBLISHED: {"$gte": EPOCH, "$lte": older_than}}, {"_id": 1, UNPUBLISHED: 1}
     ).to_list(batch)
     for document in found:
         await flush_outbox(collection, document["_id"], publish)

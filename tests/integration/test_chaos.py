@@ -7,22 +7,13 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests.chaos.cluster import LAYOUT, Ports
 from tests.chaos.driver import RoundOptions, run_round
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+from tests.support.ports import free_port_block
 
 
 def _ports() -> Ports:
@@ -31,12 +22,8 @@ def _ports() -> Ports:
         kafka = int(os.environ["CHAOS_KAFKA_PORT"])
         return Ports(kafka, kafka + 1, int(os.environ.get("CHAOS_STORE_PORT", "47017")),
                      int(os.environ.get("CHAOS_HTTP_PORT", "8501")))  # fmt: skip
-    picker = random.SystemRandom()
-    while True:
-        base = picker.randrange(20000, 60000)
-        span = range(base, base + 3 + sum(LAYOUT.values()))
-        if all(_free(port) for port in span):
-            return Ports(base, base + 1, base + 2, base + 3)
+    base = free_port_block(3 + sum(LAYOUT.values()))
+    return Ports(base, base + 1, base + 2, base + 3)
 
 
 @pytest.mark.timeout(1500)
