@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -23,13 +22,8 @@ from services.intake.settings import IntakeSettings
 from tests.support.gate import Gate
 from tests.support.infra import Infra
 from tests.support.kafka import EventReader, Upstream
+from tests.support.ports import free_port_block
 from tests.support.wait import eventually
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _status(url: str) -> int:
@@ -64,7 +58,7 @@ async def test_a_service_started_while_kafka_is_away_waits_and_then_consumes(
     prefix = f"{namespace}.gate{run}."
     gate = Gate(infra.kafka_bootstrap_servers, allow_first)
     await gate.start()
-    port = _free_port()
+    port = free_port_block(1)
     settings = IntakeSettings(
         kafka_bootstrap_servers=gate.address, mongodb_uri=infra.mongodb_uri,
         mongodb_database_prefix=f"{namespace}gate{run}", consumer_group_prefix=f"{namespace}gate{run}",

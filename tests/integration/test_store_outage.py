@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -20,13 +19,8 @@ from services.triage.app import create_app
 from services.triage.settings import TriageSettings
 from tests.support.gate import Gate
 from tests.support.infra import Infra
+from tests.support.ports import free_port_block
 from tests.support.wait import eventually
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _ready_gauge(url: str) -> float | None:
@@ -62,7 +56,7 @@ async def test_the_ready_gauge_follows_the_store_without_anyone_asking(
     gate = Gate(store_address, opened=True)
     await gate.start()
     run = uuid.uuid4().hex[:6]
-    port = _free_port()
+    port = free_port_block(1)
     settings = TriageSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
         mongodb_uri=f"mongodb://{gate.address}/?serverSelectionTimeoutMS=2000",
