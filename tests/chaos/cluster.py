@@ -214,6 +214,24 @@ class Cluster:
 
         await asyncio.to_thread(run)
 
+    async def start_again(self, name: str, attempts: int = 10) -> int:
+        """Start a server that was stopped or killed mid-run; the number of failed tries.
+
+        Retried because a port in the kernel's ephemeral range (as `make chaos`'s defaults
+        are) can be taken by a client's own connection attempt while the server is away:
+        a connect to a port nobody listens on may pick that very port as its source and
+        connect to itself (seen: 127.0.0.1:49092 -> 127.0.0.1:49092), until it gives up.
+        """
+        for failed in range(attempts):
+            try:
+                await self.script(name, "start")
+                return failed
+            except subprocess.CalledProcessError:
+                if failed == attempts - 1:
+                    raise
+                await asyncio.sleep(2.0)  # the stray connection times out meanwhile
+        return attempts
+
     def _pid_from(self, pid_file: Path) -> int | None:
         try:
             return int(pid_file.read_text().strip())

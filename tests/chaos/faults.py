@@ -21,9 +21,6 @@ from tests.chaos.cluster import Cluster, Instance
 from tests.chaos.outbound import group_state
 
 KINDS = ("kill_service", "kill_store", "restart_kafka", "pause_service")
-# A group every instance of the service joins: where a paused instance's leaving shows.
-WATCHED_TOPIC = {"intake": "complaints.inbound.app", "triage": "cases.opened",
-                 "compensation": "cases.triaged", "followup": "cases.actions"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -143,19 +140,24 @@ class Injector:
         remaining = fault.hold - (time.monotonic() - outage_started)
         if remaining > 0:
             await asyncio.sleep(remaining)  # the outage itself
-        await self.cluster.script("store.sh", "start")
-        fault.notes.append("store started again")
+        retries = await self.cluster.start_again("store.sh")
+        fault.notes.append(
+            "store started again" + (f" ({retries} retries: port held)" if retries else "")
+        )
 
     async def restart_kafka(self, fault: Fault) -> None:
         started = time.monotonic()
         await self.cluster.script("kafka.sh", "stop")
-        await self.cluster.script("kafka.sh", "start")
+        retries = await self.cluster.start_again("kafka.sh")
         fault.hold = time.monotonic() - started
-        fault.notes.append("broker stopped and started")
+        fault.notes.append(
+            "broker stopped and started" + (f" ({retries} retries: port held)" if retries else "")
+        )
 
     async def pause_service(self, fault: Fault) -> None:
         instance: Instance = self.cluster.instance(fault.target)
-        group = f"complaints.{instance.service}.{WATCHED_TOPIC[instance.service]}"
+        # The service's one consumer group (all its topics): where its leaving shows.
+        group = f"complaints.{instance.service}"
         peers = len(self.cluster.of_service(instance.service))
         instance.signal(signal.SIGSTOP)
         instance.paused = True

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from aiokafka.errors import KafkaError
 
 from schemas.topics import (
@@ -183,7 +184,9 @@ async def read_all(bootstrap: str, topics: tuple[str, ...] = OUTBOUND) -> list[S
 
 
 async def group_lags(bootstrap: str) -> dict[str, int]:
-    """Per consumer group: records on its topics not yet committed (end - committed)."""
+    """Per consumer group of the services (one per service, ``complaints.<service>``, for
+    all its topics): records on its topics not yet committed (end - committed). Its topics
+    are what its members subscribe to and what it has committed before."""
 
     async def attempt() -> dict[str, int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
@@ -195,14 +198,12 @@ async def group_lags(bootstrap: str) -> dict[str, int]:
                       for entry in await admin.list_consumer_groups()]  # fmt: skip
             lags: dict[str, int] = {}
             for group in groups:
-                # Our groups are named <prefix>.<service>.<topic>.
-                parts = group.split(".", 2)
-                if len(parts) < 3:
+                if not group.startswith("complaints."):
                     continue
-                topic = parts[2]
-                partitions = await topic_partitions(bootstrap, [topic])
-                ends = await consumer.end_offsets(partitions)
-                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                committed = await admin.list_consumer_group_offsets(group)
+                topics = {tp.topic for tp in committed} | await _subscribed(admin, group)
+                partitions = await topic_partitions(bootstrap, sorted(topics)) if topics else []
+                ends = await consumer.end_offsets(partitions) if partitions else {}
                 lag = 0
                 for tp in partitions:
                     done = committed.get(tp)
@@ -216,6 +217,17 @@ async def group_lags(bootstrap: str) -> dict[str, int]:
 
     result: dict[str, int] = await _retrying("consumer lag", attempt)
     return result
+
+
+async def _subscribed(admin: AIOKafkaAdminClient, group: str) -> set[str]:
+    """The topics the group's current members subscribe to."""
+    topics: set[str] = set()
+    for response in await admin.describe_consumer_groups([group]):
+        for entry in response.groups:
+            for member in entry[5]:
+                with contextlib.suppress(Exception):  # a member mid-join has no metadata yet
+                    topics.update(ConsumerProtocolMemberMetadata.decode(member[3]).subscription)
+    return topics
 
 
 async def group_state(bootstrap: str, group: str) -> tuple[str, list[str]]:
