@@ -22,7 +22,7 @@ help:
 	@echo "make test       install, start what the tests need, run the whole suite"
 	@echo "make test-unit  fast tests only (no servers)"
 	@echo "make up / down  background start (writes .run/endpoints.json) / stop"
-	@echo "make infra-up / infra-down   local Kafka + FerretDB only"
+	@echo "make infra-up / infra-down   local Kafka + the local store only"
 	@echo "make lint       ruff + mypy --strict;  make schemas  re-export JSON Schema + AsyncAPI"
 	@echo "make dlq-replay ARGS='--topic T --apply'   re-feed dead-lettered records after a fix"
 	@echo "make audit ARGS='case CS20261123-0001' | ARGS='month 2026-11'   compensation audit"
@@ -91,7 +91,7 @@ dlq-replay: venv
 	$(PY) -m services.runtime.dlq_replay $(ARGS)
 
 # --- tests and checks ---------------------------------------------------------------
-# The test session starts its own Kafka and FerretDB on separate ports (unless
+# The test session starts its own Kafka and the local store on separate ports (unless
 # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI are set or a Docker daemon answers).
 test: infra-fetch lint check-rules
 	$(PY) -m schemas.export --check
