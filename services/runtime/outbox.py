@@ -5,9 +5,10 @@ publishes them and removes them. A crash in between leaves them in the document 
 the redelivered record publishes them again, with the same ids.
 
 The outbox is a sub-document keyed by event id (uuid strings: no '.' or '$'), cleared
-with ``$unset``: FerretDB 1.24 silently ignores ``$pull`` with a query condition. Each
-entry carries its own sequence, because FerretDB returns sub-document keys sorted rather
-than in insertion order, and one case's events must go out in the order they happened.
+with ``$unset`` (some MongoDB-wire servers, FerretDB 1.24 among them, ignore ``$pull``
+with a query condition). Each entry carries its own sequence, because such servers may
+return sub-document keys sorted rather than in insertion order, and one case's events
+must go out in the order they happened.
 """
 
 from __future__ import annotations
