@@ -145,7 +145,9 @@ class Round:
             return
         # The busiest moment for the background loops: every offer expires and every
         # follow-up falls due at once. Kill one of their owners in the middle of it.
-        owners = [i for i in self.cluster.instances if i.service != "intake"]
+        owners = [i for i in self.cluster.instances
+                  if i.service != "intake" and i.name not in self.injector.busy] or [
+                  i for i in self.cluster.instances if i.service != "intake"]  # fmt: skip
         fault = Fault(time.monotonic() - self.started, "kill_service",
                       self.rng.choice(owners).name, self.rng.uniform(*self.options.timings.service_down))  # fmt: skip
         await asyncio.sleep(self.rng.uniform(0.2, 3.0))  # into the burst the jump set off
