@@ -58,8 +58,13 @@ async def test_a_redelivered_triage_in_the_next_month_does_not_charge_twice(
             )
             coupon = max(Decimal(o["value"]["amount"]) for o in proposed.data["options"]
                          if o["kind"] == "coupon")  # fmt: skip
-            months = {doc["_id"]: doc["cents_by_offer"][offer_id]
-                      async for doc in db["budgets"].find({"offers": offer_id})}  # fmt: skip
-            assert sum(months.values()) == int(coupon * 100), months
+            # One charge, in November, of what the offer says (December charged nothing).
+            charge = await db["budget_charges"].find_one({"_id": offer_id})
+            assert charge is not None
+            assert (charge["budget"], charge["cents"]) == ("delivery:2026-11", int(coupon * 100))
+            months = {doc["_id"]: doc["spent_cents"] async for doc in db["budgets"].find(
+                {"_id": {"$in": ["delivery:2026-11", "delivery:2026-12"]}})}  # fmt: skip
+            assert months.get("delivery:2026-11") == int(coupon * 100), months
+            assert months.get("delivery:2026-12", 0) == 0, months
         finally:
             await client.close()

@@ -59,7 +59,9 @@ async def test_the_ready_gauge_follows_the_store_without_anyone_asking(
     port = free_port_block(1)
     settings = TriageSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        mongodb_uri=f"mongodb://{gate.address}/?serverSelectionTimeoutMS=2000",
+        # directConnection: the local store's hello names its own address as a replica set
+        # member, and a discovering client would go there, past the gate.
+        mongodb_uri=f"mongodb://{gate.address}/?serverSelectionTimeoutMS=2000&directConnection=true",
         mongodb_database_prefix=f"{namespace}gone{run}", consumer_group_prefix=f"{namespace}gone{run}",
         topic_prefix=f"{namespace}.gone{run}.", http_port=port, lag_poll_seconds=1.0,
     )  # fmt: skip
