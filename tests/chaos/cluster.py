@@ -66,6 +66,19 @@ def _pid_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+async def _cut_self_connections(port: int, cut: list[int]) -> None:
+    """Every 0.2 s, destroy TCP connections from 127.0.0.1:port to itself (``ss -K``)."""
+    address = f"127.0.0.1:{port}"
+    while True:
+        process = await asyncio.create_subprocess_exec(
+            "ss", "-K", "-tn", "src", address, "dst", address,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        cut.extend(1 for line in out.decode().splitlines() if line.startswith("ESTAB"))
+        await asyncio.sleep(0.2)  # polling the socket table while the server starts
+
+
 def _forget_zombie(pid: int, pid_file: Path) -> None:
     # Dead but not reaped yet: the script would take it for alive and not start a new one.
     if Path(f"/proc/{pid}").exists():
@@ -214,23 +227,33 @@ class Cluster:
 
         await asyncio.to_thread(run)
 
-    async def start_again(self, name: str, attempts: int = 10) -> int:
-        """Start a server that was stopped or killed mid-run; the number of failed tries.
+    async def start_again(self, name: str, port: int, attempts: int = 10) -> tuple[int, int]:
+        """Start a server that was stopped or killed mid-run; (failed tries, self-connections
+        cut).
 
-        Retried because a port in the kernel's ephemeral range (as `make chaos`'s defaults
-        are) can be taken by a client's own connection attempt while the server is away:
-        a connect to a port nobody listens on may pick that very port as its source and
-        connect to itself (seen: 127.0.0.1:49092 -> 127.0.0.1:49092), until it gives up.
+        The ports `make chaos` is given lie in the kernel's ephemeral range. A client that
+        keeps reconnecting to a port nobody listens on walks its source port through that
+        range until it picks the very port it dials, and is then connected to itself
+        (seen: 127.0.0.1:49092 -> 127.0.0.1:49092, until the client's request times out):
+        the restarted server cannot bind. An artifact of the test machine's port layout,
+        not of the system, so such connections (of our own service processes) are cut with
+        `ss -K` while the server starts, and a start that failed anyway is tried again.
         """
-        for failed in range(attempts):
-            try:
-                await self.script(name, "start")
-                return failed
-            except subprocess.CalledProcessError:
-                if failed == attempts - 1:
-                    raise
-                await asyncio.sleep(2.0)  # the stray connection times out meanwhile
-        return attempts
+        cut: list[int] = []
+        clearing = asyncio.create_task(_cut_self_connections(port, cut))
+        try:
+            for failed in range(attempts):
+                try:
+                    await self.script(name, "start")
+                    return failed, len(cut)
+                except subprocess.CalledProcessError:
+                    if failed == attempts - 1:
+                        raise
+                    await asyncio.sleep(2.0)  # back-off before the next start
+            return attempts, len(cut)
+        finally:
+            clearing.cancel()
+            await asyncio.gather(clearing, return_exceptions=True)
 
     def _pid_from(self, pid_file: Path) -> int | None:
         try:

@@ -85,6 +85,13 @@ async def _until(condition: Any, timeout: float, step: float = 0.25) -> float | 
     return None
 
 
+def _port_notes(retries: int, cut: int) -> str:
+    """What it took to get the port back (see Cluster.start_again)."""
+    notes = [f"{cut} self-connections cut"] if cut else []
+    notes += [f"{retries} failed starts"] if retries else []
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 class Injector:
     def __init__(self, cluster: Cluster, timings: FaultTimings) -> None:
         self.cluster = cluster
@@ -150,19 +157,15 @@ class Injector:
         remaining = fault.hold - (time.monotonic() - outage_started)
         if remaining > 0:
             await asyncio.sleep(remaining)  # the outage itself
-        retries = await self.cluster.start_again("store.sh")
-        fault.notes.append(
-            "store started again" + (f" ({retries} retries: port held)" if retries else "")
-        )
+        retries, cut = await self.cluster.start_again("store.sh", self.cluster.ports.store)
+        fault.notes.append("store started again" + _port_notes(retries, cut))
 
     async def restart_kafka(self, fault: Fault) -> None:
         started = time.monotonic()
         await self.cluster.script("kafka.sh", "stop")
-        retries = await self.cluster.start_again("kafka.sh")
+        retries, cut = await self.cluster.start_again("kafka.sh", self.cluster.ports.kafka)
         fault.hold = time.monotonic() - started
-        fault.notes.append(
-            "broker stopped and started" + (f" ({retries} retries: port held)" if retries else "")
-        )
+        fault.notes.append("broker stopped and started" + _port_notes(retries, cut))
 
     async def pause_service(self, fault: Fault) -> None:
         instance: Instance = self.cluster.instance(fault.target)
