@@ -67,15 +67,17 @@ def _pid_gone(pid: int) -> bool:
 
 
 async def _cut_self_connections(port: int, cut: list[int]) -> None:
-    """Every 0.2 s, destroy TCP connections from 127.0.0.1:port to itself (``ss -K``)."""
+    """Every 0.2 s, destroy TCP connections from 127.0.0.1:port to itself (``ss -K``),
+    TIME-WAIT ones too: a client drops such a connection at once (its request comes back
+    as the answer), and the TIME-WAIT it leaves blocks the server's bind for a minute."""
     address = f"127.0.0.1:{port}"
     while True:
         process = await asyncio.create_subprocess_exec(
-            "ss", "-K", "-tn", "src", address, "dst", address,
+            "ss", "-K", "-tan", "src", address, "dst", address,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         out, _ = await process.communicate()
-        cut.extend(1 for line in out.decode().splitlines() if line.startswith("ESTAB"))
+        cut.extend(1 for line in out.decode().splitlines() if line.startswith(("ESTAB", "TIME")))
         await asyncio.sleep(0.2)  # polling the socket table while the server starts
 
 
@@ -234,8 +236,8 @@ class Cluster:
         The ports `make chaos` is given lie in the kernel's ephemeral range. A client that
         keeps reconnecting to a port nobody listens on walks its source port through that
         range until it picks the very port it dials, and is then connected to itself
-        (seen: 127.0.0.1:49092 -> 127.0.0.1:49092, until the client's request times out):
-        the restarted server cannot bind. An artifact of the test machine's port layout,
+        (seen: 127.0.0.1:49092 -> 127.0.0.1:49092; the client drops it at once, and its
+        TIME-WAIT holds the port for a minute): the restarted server cannot bind. An artifact of the test machine's port layout,
         not of the system, so such connections (of our own service processes) are cut with
         `ss -K` while the server starts, and a start that failed anyway is tried again.
         """
