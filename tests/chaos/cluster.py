@@ -291,8 +291,9 @@ class Cluster:
         shutil.rmtree(self.run_dir, ignore_errors=True)
         (self.run_dir / "services").mkdir(parents=True)
         self.set_clock_offset(0)
-        await self.script("kafka.sh", "start")
-        await self.script("store.sh", "start")
+        # A previous run's clients may have left the ports held (see start_again).
+        await self.start_again("kafka.sh", self.ports.kafka)
+        await self.start_again("store.sh", self.ports.store)
 
     async def stop_infra(self) -> None:
         if self.run_dir.exists():
