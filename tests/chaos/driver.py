@@ -273,7 +273,8 @@ class Round:
             self.traffic.ledger, seen, snapshot, self.clock.now(), self.injector.problems
         )
         verdict.count("service log errors", self.log_errors())
-        verdict.count("driver send retries (broker away)", self.producer.retries)
+        verdict.count("driver send retries (broker away) / producers replaced",
+                      f"{self.producer.retries} / {self.producer.replaced}")  # fmt: skip
         return RoundResult(self.seed, verdict, [*plan, *self.late_faults], self.timeline)
 
 

@@ -249,23 +249,41 @@ async def group_state(bootstrap: str, group: str) -> tuple[str, list[str]]:
     return result
 
 
+# Longer than the producer's own request timeout (15 s) and a broker restart's retries.
+SEND_TIMEOUT = 60.0
+
+
 class Producer:
     """The driver's producer: idempotent, and retried through broker restarts (upstream
     is at-least-once too; the same bytes twice are what the system must absorb)."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+        self.bootstrap = bootstrap
+        self._producer = self._new()
+        self.retries = 0
+        self.replaced = 0
+
+    def _new(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
             max_request_size=16 << 20, request_timeout_ms=15000,
         )  # fmt: skip
-        self.retries = 0
 
     async def start(self) -> None:
         await _retrying("producer start", self._producer.start)
 
     async def stop(self) -> None:
-        with contextlib.suppress(KafkaError):
-            await self._producer.stop()
+        with contextlib.suppress(KafkaError, TimeoutError):
+            await asyncio.wait_for(self._producer.stop(), 30)
+
+    async def _replace(self) -> None:
+        """A fresh producer for one that stopped answering: seen after a broker restart
+        (a send that neither returned nor failed for minutes, the round's traffic stuck)."""
+        stuck, self._producer = self._producer, self._new()
+        self.replaced += 1
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stuck.stop(), 10)
+        await self.start()
 
     async def enqueue(self, topic: str, value: bytes) -> Any:
         """Queue a record without waiting for the broker; await the result for its position."""
@@ -278,8 +296,17 @@ class Producer:
         encoded = [(name, text.encode()) for name, text in (headers or {}).items()]
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
+            producer = self._producer
             try:
-                return await self._producer.send_and_wait(topic, value, key=key, headers=encoded)
+                return await asyncio.wait_for(
+                    producer.send_and_wait(topic, value, key=key, headers=encoded), SEND_TIMEOUT
+                )
+            except TimeoutError:
+                self.retries += 1
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                if producer is self._producer:  # not replaced by another send meanwhile
+                    await self._replace()
             except KafkaError:
                 self.retries += 1
                 if asyncio.get_running_loop().time() > deadline:
