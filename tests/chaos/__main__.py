@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         "--store-down", type=float, nargs=2, default=(20.0, 30.0), metavar=("MIN", "MAX")
     )
     parser.add_argument(
+        "--kafka-down", type=float, nargs=2, default=(45.0, 60.0), metavar=("MIN", "MAX")
+    )
+    parser.add_argument(
         "--pause", type=float, nargs=2, default=(16.0, 22.0), metavar=("MIN", "MAX")
     )
     parser.add_argument("--gap", type=float, nargs=2, default=(8.0, 20.0), metavar=("MIN", "MAX"))
@@ -91,7 +94,8 @@ def main() -> int:
     options = RoundOptions.short() if args.short else RoundOptions(
         rate=args.rate, duration=args.duration, settle_timeout=args.settle_timeout,
         faults={kind: getattr(args, kind) for kind in KINDS},
-        timings=FaultTimings(store_down=tuple(args.store_down), pause=tuple(args.pause),
+        timings=FaultTimings(store_down=tuple(args.store_down), kafka_down=tuple(args.kafka_down),
+                             pause=tuple(args.pause),
                              gap=tuple(args.gap)),
         kill_after_jump=not args.no_kill_after_jump,
     )  # fmt: skip

@@ -3,7 +3,9 @@
 kill_service   kill -9 a random service instance, start it again a few seconds later
 kill_store     kill -9 the MongoDB-wire server; while it is away every instance's
                /readyz must say 503; start it again after 20–30 s
-restart_kafka  stop the broker (as an upgrade would) and start it again
+restart_kafka  stop the broker (as an upgrade would), keep it away for 45–60 s (longer
+               than the producers' 40 s delivery timeout, so publishes in flight fail
+               rather than wait) and start it again
 pause_service  SIGSTOP an instance of a two-instance service for longer than the
                consumer session timeout, so its partitions move; SIGCONT: a zombie owner
 """
@@ -27,6 +29,9 @@ KINDS = ("kill_service", "kill_store", "restart_kafka", "pause_service")
 class FaultTimings:
     service_down: tuple[float, float] = (2.0, 6.0)
     store_down: tuple[float, float] = (20.0, 30.0)
+    # Past aiokafka's request_timeout_ms (40 s): a publish in flight fails instead of
+    # waiting for the broker, so what a handler stored but could not publish must survive.
+    kafka_down: tuple[float, float] = (45.0, 60.0)
     pause: tuple[float, float] = (16.0, 22.0)  # aiokafka's session timeout is 10 s
     gap: tuple[float, float] = (8.0, 20.0)
     readiness_deadline: float = 60.0
@@ -65,7 +70,7 @@ def schedule(
         elif kind == "kill_store":
             fault = Fault(at, kind, "store", rng.uniform(*timings.store_down))
         elif kind == "restart_kafka":
-            fault = Fault(at, kind, "kafka")
+            fault = Fault(at, kind, "kafka", rng.uniform(*timings.kafka_down))
         else:
             target = rng.choice(twins or cluster.instances)
             fault = Fault(at, kind, target.name, rng.uniform(*timings.pause))
@@ -163,9 +168,14 @@ class Injector:
     async def restart_kafka(self, fault: Fault) -> None:
         started = time.monotonic()
         await self.cluster.script("kafka.sh", "stop")
+        remaining = fault.hold - (time.monotonic() - started)
+        if remaining > 0:
+            await asyncio.sleep(remaining)  # the outage itself
         retries, cut = await self.cluster.start_again("kafka.sh", self.cluster.ports.kafka)
-        fault.hold = time.monotonic() - started
-        fault.notes.append("broker stopped and started" + _port_notes(retries, cut))
+        fault.notes.append(
+            f"broker stopped, away {fault.hold:.0f}s, started again after "
+            f"{time.monotonic() - started:.0f}s" + _port_notes(retries, cut)
+        )
 
     async def pause_service(self, fault: Fault) -> None:
         instance: Instance = self.cluster.instance(fault.target)

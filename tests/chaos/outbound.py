@@ -249,8 +249,8 @@ async def group_state(bootstrap: str, group: str) -> tuple[str, list[str]]:
     return result
 
 
-# Longer than the producer's own request timeout (15 s) and a broker restart's retries.
-SEND_TIMEOUT = 60.0
+# Longer than a broker outage (up to 60 s) and its restart.
+SEND_TIMEOUT = 150.0
 
 
 class Producer:
