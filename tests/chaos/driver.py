@@ -252,6 +252,11 @@ class Round:
         finally:
             stop.set()
             self.desk.stop_initiating()
+            # A driver task that died early (its exception would vanish with the cancel)
+            # leaves the round without traffic and its last submission unsent: say so.
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    self.injector.problems.append(f"driver task failed: {task.exception()!r}")
             for task in [*tasks, jump]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
