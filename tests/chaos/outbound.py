@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from schemas.topics import (
     CASES_COMPENSATION,
@@ -301,7 +301,13 @@ class Producer:
                 return await asyncio.wait_for(
                     producer.send_and_wait(topic, value, key=key, headers=encoded), SEND_TIMEOUT
                 )
-            except TimeoutError:
+            except (TimeoutError, OutOfOrderSequenceNumber, asyncio.CancelledError) as stuck:
+                # Hung, or stopped for good (the idempotent producer's sender dies on
+                # OutOfOrderSequenceNumber after a long outage and its pending sends are
+                # cancelled, though this task was not): a fresh producer.
+                task = asyncio.current_task()
+                if isinstance(stuck, asyncio.CancelledError) and task and task.cancelling():
+                    raise
                 self.retries += 1
                 if asyncio.get_running_loop().time() > deadline:
                     raise
