@@ -14,7 +14,8 @@ LOCAL := deploy/local
 export COMPLAINTS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help venv infra-fetch infra-up infra-down up down run test test-unit test-integration \
-        lint format schemas dlq-replay bench bench-service clean prometheus-install check-rules audit
+        lint format schemas dlq-replay bench bench-service clean prometheus-install check-rules audit \
+        chaos
 
 help:
 	@echo "make run        set up everything, start the system, feed the samples (Ctrl-C stops)"
@@ -26,6 +27,7 @@ help:
 	@echo "make dlq-replay ARGS='--topic T --apply'   re-feed dead-lettered records after a fix"
 	@echo "make audit ARGS='case CS20261123-0001' | ARGS='month 2026-11'   compensation audit"
 	@echo "make check-rules  promtool check + unit tests of the Prometheus alert rules"
+	@echo "make chaos ARGS='--rounds 5 --seed N' | ARGS='--fuzz --records 100000'   fault injection"
 
 # --- Python environment (uv, pinned by uv.lock) ------------------------------------
 $(UV):
@@ -109,6 +111,12 @@ bench: infra-fetch
 # One service against a consume-and-ack baseline, e.g. ARGS="--service triage --records 3000"
 bench-service: infra-fetch
 	$(PY) -m tests.bench.throughput $(ARGS)
+
+# Fault injection against the real system on private ports under .run/chaos (tests/chaos):
+# kill -9 of services and the store, broker restarts, SIGSTOP zombies, then a verdict from
+# the outside; each round prints its seed. ARGS="--help" lists the options (rate, faults…).
+chaos: infra-fetch
+	$(PY) -m tests.chaos $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check services schemas tests deploy

@@ -133,9 +133,10 @@ class ActionHandlers:
         amount = Decimal(offer["requested_goodwill"])
         charged = None
         if amount > 0:
+            # Charged at the approver's time, which a redelivery repeats (the budget month).
             charged = await self.service.reserve(
                 case["facts"]["category"], case.get("customer_id"), offer["offer_id"], amount,
-                now, within_limits=False,
+                action.at, within_limits=False,
             )  # fmt: skip
         expires_at = now + timedelta(hours=policy.compensation.offer_expires_hours)
         approved = {**offer, "status": "proposed", "expires_at": expires_at}
@@ -161,7 +162,7 @@ class ActionHandlers:
         """The approver said no: the customer gets a capped alternative at once."""
         _require(offer, "pending_approval", "offer_not_pending")
         alternative_id = next_offer_id(case["_id"], case.get("offers", {}))
-        alternative = await self.capped_alternative(case, offer, alternative_id, now)
+        alternative = await self.capped_alternative(case, offer, alternative_id, now, action.at)
         key = f"offers.{offer['offer_id']}"
         messages = [
             rejected_message(case["_id"], offer, action.actor, action.note, alternative_id, now),
@@ -185,10 +186,12 @@ class ActionHandlers:
             self.service.expiry.notify()
 
     async def capped_alternative(
-        self, case: Document, offer: Document, alternative_id: str, now: datetime
-    ) -> Document:
+        self, case: Document, offer: Document, alternative_id: str, now: datetime,
+        charge_at: datetime,
+    ) -> Document:  # fmt: skip
         """Options cut to what the system may give alone and what cap and budget have left,
-        reserved like any proposal (retrying if another instance got there first)."""
+        reserved like any proposal (retrying if another instance got there first), charged
+        at ``charge_at`` (the approver's time: a redelivery charges the same month)."""
         policy = self.kit.policy.current()
         rules = policy.compensation
         facts = case["facts"]
@@ -197,7 +200,7 @@ class ActionHandlers:
         charged = None
         for _ in range(3):
             used, budget_left = await self.service.headroom(
-                category, customer_id, alternative_id, now
+                category, customer_id, alternative_id, charge_at
             )
             ceiling = min(rules.system_authority_limit, rules.customer_goodwill_cap - used)
             if budget_left is not None:
@@ -207,7 +210,9 @@ class ActionHandlers:
             amount = max((Decimal(o["goodwill"]) for o in options), default=ZERO)
             if amount <= 0:
                 break
-            charged = await self.service.reserve(category, customer_id, alternative_id, amount, now)
+            charged = await self.service.reserve(
+                category, customer_id, alternative_id, amount, charge_at
+            )
             if charged is not None:
                 break
         else:  # another instance kept getting there first: a non-monetary alternative

@@ -75,9 +75,11 @@ class OfferExpiry:
         self.service.outcomes.labels("expired", category).inc()
         if goodwill_of(fallback) > 0:
             self.service.goodwill.labels(category).inc(float(goodwill_of(fallback)))
+        # Published before the settlement, which clears `unsettled`: until both are done,
+        # the repair pass sees the case and finishes them (no redelivery brings it back).
+        await self.service.flush(case["_id"])
         expired = {**offer, "status": "expired", "fallback": fallback}
         await self.service.settle(case["_id"], expired, now)
-        await self.service.flush(case["_id"])
         return True
 
     async def repair(self) -> None:

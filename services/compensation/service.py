@@ -51,6 +51,18 @@ URGENCY_ORDER = ("normal", "high", "urgent")
 BUDGET_REFRESH_SECONDS = 5.0
 
 
+def charge_time(event: dict[str, Any], fallback: datetime) -> datetime:
+    """When an offer caused by ``event`` is charged: the event's own time, which a
+    redelivery repeats. The moment of handling would charge a second budget month when a
+    record is handled again after the month turned (a crash between the reservation and
+    the stored offer, or an outage across midnight at the month's end)."""
+    try:
+        moment = datetime.fromisoformat(str(event["time"]))
+    except (KeyError, ValueError):
+        return fallback
+    return moment if moment.tzinfo is not None else fallback
+
+
 class CompensationService:
     def __init__(self, kit: ServiceKit, settings: CompensationSettings) -> None:
         self.kit = kit
@@ -259,7 +271,10 @@ class CompensationService:
             await apply_once(self.cases, case_number, event["id"], {"$set": {"facts": data}})
             await self.flush(case_number)
             return
-        await self.make_offer(case_number, data, event["id"], offers={})
+        await self.make_offer(
+            case_number, data, event["id"], offers={},
+            charge_at=charge_time(event, self.kit.clock()),
+        )  # fmt: skip
 
     async def on_followup_event(self, record: InboundRecord) -> None:
         event = parse_cloudevent(record)
@@ -285,11 +300,13 @@ class CompensationService:
         await self.make_offer(
             case_number, facts, event["id"], offers=offers,
             reopen_count=int(case.get("reopen_count", 0)) + 1, given=given_so_far(offers),
+            charge_at=charge_time(event, self.kit.clock()),
         )  # fmt: skip
 
     async def make_offer(
         self, case_number: str, data: dict[str, Any], cause_id: str,
-        offers: dict[str, Any], reopen_count: int = 0, given: Given | None = None,
+        offers: dict[str, Any], charge_at: datetime, reopen_count: int = 0,
+        given: Given | None = None,
     ) -> None:  # fmt: skip
         policy = self.kit.policy.current()
         now = self.kit.clock()
@@ -316,7 +333,7 @@ class CompensationService:
         )
         offer_id = facts.offer_id
         decision, charged, facts = await self.decide_within_limits(
-            facts, customer_id, offer_id, now
+            facts, customer_id, offer_id, charge_at
         )
         offer = offer_document(offer_id, decision, facts, now, policy, charged)
         messages = (

@@ -25,7 +25,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.followup.events import cancelled_message, reminder_messages, sent_messages
 from services.followup.settings import FollowupSettings
 from services.runtime.kit import ServiceKit
-from services.runtime.leases import LeasedWork
+from services.runtime.leases import (
+    UNPUBLISHED,
+    LeasedWork,
+    clear_unpublished,
+    publish_stranded,
+)
 from services.runtime.outbox import add_to_outbox, flush_outbox
 
 Document = dict[str, Any]
@@ -54,6 +59,7 @@ class FollowupScheduler:
         await self.followups.create_index([("next_at", 1)])
         await self.followups.create_index([("case_number", 1)])
         await self.followups.create_index([("customer_id", 1)])  # opt-out cancels by customer
+        await self.followups.create_index([(UNPUBLISHED, 1)], sparse=True)
 
     async def schedule(
         self, followup_id: str, case_number: str, due_at: datetime, reasons: list[str],
@@ -127,18 +133,26 @@ class FollowupScheduler:
 
     async def fire(self, followup: Document, now: datetime) -> None:
         state, messages, transition = self.step(followup, now)
+        # Marked until published: the next step is days away, so if this pass cannot
+        # publish, a later pass must (publish_stranded), not the next step.
+        mark = {UNPUBLISHED: now} if messages else {}
         result = await self.followups.update_one(
             {"_id": followup["_id"], "owner": self.owner, "next_at": followup["next_at"]},
-            {"$set": {**state, "lease_until": None, **add_to_outbox(messages)}},
+            {"$set": {**state, "lease_until": None, **mark, **add_to_outbox(messages)}},
         )
         if result.modified_count:
             self.transitions.labels(transition).inc()
         await flush_outbox(self.followups, followup["_id"], self.kit.publish)
+        if mark:
+            await clear_unpublished(self.followups, followup["_id"], now)
 
     async def fire_due(self) -> int:
         """Run every step due now; returns how many this instance ran."""
         fired = 0
         now = self.kit.clock()
+        lease = timedelta(seconds=self.settings.scheduler_lease_seconds)
+        await publish_stranded(self.followups, now - lease, self.kit.publish,
+                               self.settings.scheduler_batch)  # fmt: skip
         due = await self.work.due(now, self.settings.scheduler_batch)
         self.due_now.set(len(due))
         for followup_id in due:

@@ -244,15 +244,23 @@ class FollowupService:
         except (ZoneInfoNotFoundError, ValueError):
             return policy.zone
 
+    async def seen_before(self, case: dict[str, Any] | None, action_id: str) -> bool:
+        """An action applied before changes nothing again, whatever the case went through
+        since (a reopening, a newer resolve); only what a crash left unpublished goes out."""
+        if action_id not in (case or {}).get("applied", []):
+            return False
+        assert case is not None
+        await self.flush(case["_id"])
+        return True
+
     async def resolve(self, action: Resolve, record: InboundRecord) -> None:
         case_number = action.case_number
         case = await self.cases.find_one({"_id": case_number}) or {"_id": case_number}
+        if await self.seen_before(case, action.action_id):
+            return
         if not case.get("opened") or not case.get("triage"):
             # The CRM needs the whole story; those facts come on other topics and may lag.
             raise RetryLater(f"case {case_number}: opened/triaged facts not here yet")
-        if action.action_id in case.get("applied", []):
-            await self.flush(case_number)  # a redelivery
-            return
         if case.get("status") == "resolved":
             # One resolution, one record: pressing "resolve" again changes nothing.
             await self.ignore(action, "already_resolved")
@@ -344,6 +352,8 @@ class FollowupService:
 
     async def answer(self, action: SurveyResponse) -> None:
         case = await self.cases.find_one({"_id": action.case_number})
+        if await self.seen_before(case, action.action_id):
+            return
         followup_id = (case or {}).get("current_followup")
         if not followup_id:
             raise InputRejected(
@@ -368,6 +378,8 @@ class FollowupService:
         if reopen:
             update |= {"status": "reopened", "current_followup": None}
             await self.scheduler.cancel({"case_number": action.case_number}, "case reopened")
+        # Before the answer is stored: a redelivery after that finds it seen and stops.
+        await self.scheduler.mark_answered(followup_id, action.score)
         applied = await apply_once(
             self.cases,
             action.case_number,

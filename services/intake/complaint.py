@@ -77,10 +77,21 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputRejected("invalid_json", f"payload is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack
+        raise InputRejected("invalid_json", "payload is nested too deeply") from exc
     if not isinstance(value, dict):
         raise InputRejected(
             "invalid_json", f"payload is JSON {type(value).__name__}, not an object"
         )
+    if "\\u" in text:
+        # Escapes can spell lone surrogates: valid JSON syntax, but not text, so such a
+        # payload could be neither hashed nor stored.
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputRejected("invalid_json", "payload has a lone surrogate escape") from exc
+        except RecursionError as exc:
+            raise InputRejected("invalid_json", "payload is nested too deeply") from exc
     return value
 
 

@@ -121,17 +121,18 @@ def trim_quoted(text: str) -> str:
 
 
 def _auto_reply_reason(message: EmailMessage, subject: str) -> str | None:
-    auto_submitted = str(message.get("Auto-Submitted", "")).strip().lower()
+    # Headers through _header: the stdlib's lazy header parsing can raise on a cut-off value.
+    auto_submitted = _header(message, "Auto-Submitted").lower()
     if auto_submitted and auto_submitted != "no":
         return f"Auto-Submitted: {auto_submitted}"
-    if message.get("X-Autoreply") or message.get("X-Autorespond"):
+    if _header(message, "X-Autoreply") or _header(message, "X-Autorespond"):
         return "X-Autoreply header"
-    precedence = str(message.get("Precedence", "")).strip().lower()
+    precedence = _header(message, "Precedence").lower()
     if precedence in {"auto_reply", "bulk", "junk"}:
         return f"Precedence: {precedence}"
     if message.get_content_type() == "multipart/report":
         return "delivery status notification"
-    sender = parseaddr(str(message.get("From", "")))[1].lower()
+    sender = parseaddr(_header(message, "From"))[1].lower()
     if sender.startswith(("mailer-daemon@", "postmaster@")):
         return "bounce from mailer daemon"
     if _AUTO_SUBJECT.match(subject.strip()):

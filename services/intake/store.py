@@ -15,6 +15,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.runtime.errors import RetryLater
 from services.runtime.kafka import OutboundMessage
 from services.runtime.outbox import add_to_outbox
 from services.runtime.per_turn import PerTurn
@@ -144,10 +145,20 @@ class IntakeStore:
     async def add_message(
         self, case_number: str, message: Document, outbox: list[OutboundMessage]
     ) -> None:
-        await self.cases.update_one(
-            {"_id": case_number, "messages.source_key": {"$ne": message["source_key"]}},
-            {"$push": {"messages": message}, "$set": add_to_outbox(outbox)},
+        """Add the message once. The guard is a list of plain keys: ``$ne`` through an array
+        of sub-documents (``messages.source_key``) matches anyway on some MongoDB-wire
+        servers (FerretDB 1.x), which stored a re-sent reply again and re-published its
+        event under the same id with a new time. Cases stored before ``message_keys`` still
+        have the sub-document guard (it holds on MongoDB)."""
+        key = message["source_key"]
+        result = await self.cases.update_one(
+            {"_id": case_number, "message_keys": {"$ne": key}, "messages.source_key": {"$ne": key}},
+            {"$push": {"messages": message, "message_keys": key}, "$set": add_to_outbox(outbox)},
         )
+        if result.matched_count == 0 and not await self.case_exists(case_number):
+            # The thread's source is claimed, its case not stored yet (its first record is
+            # still being handled, or will be redelivered): wait rather than drop the message.
+            raise RetryLater(f"case {case_number} is not stored yet")
 
     # --- customers -------------------------------------------------------------------
 

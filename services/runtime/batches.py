@@ -17,9 +17,12 @@ idempotent by event id).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from services.runtime.records import InboundRecord
+
+log = logging.getLogger(__name__)
 
 # The ordering keys of a record: records sharing any key are handled in offset order.
 Links = Callable[[InboundRecord], Iterable[str]]
@@ -70,7 +73,7 @@ def plan_lanes(records: Sequence[InboundRecord], links: Links) -> list[list[Inbo
     for record in ordered:
         # Its own position always links it to its partition's copy of itself only;
         # its declared links tie it to every record sharing one of them.
-        keys = [f"record:{record.position}", *links(record)]
+        keys = [f"record:{record.position}", *_links_of(record, links)]
         first = root(keys[0])
         for key in keys[1:]:
             other = root(key)
@@ -81,6 +84,17 @@ def plan_lanes(records: Sequence[InboundRecord], links: Links) -> list[list[Inbo
     for record, anchor in zip(ordered, anchors, strict=True):
         lanes.setdefault(root(anchor), []).append(record)
     return list(lanes.values())
+
+
+def _links_of(record: InboundRecord, links: Links) -> list[str]:
+    """The record's links; none when they cannot be worked out. Planning runs outside the
+    per-record error handling: a record it chokes on would fail its whole batch again and
+    again and stall the partition. Alone in its lane, its handler dead-letters it."""
+    try:
+        return list(links(record))
+    except Exception:
+        log.exception("links of %s could not be worked out; handled alone", record.position)
+        return []
 
 
 def rewind_points(unfinished: Iterable[InboundRecord]) -> dict[tuple[str, int], int]:

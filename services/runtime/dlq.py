@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 
 from schemas.cloudevents import make_event
 from schemas.events import InputRejected
@@ -13,8 +13,11 @@ from services.runtime.records import InboundRecord
 
 
 def rejection_message(
-    record: InboundRecord, reason: str, service: str, now: datetime, code: str | None = None
+    record: InboundRecord, reason: str, service: str, code: str | None = None
 ) -> OutboundMessage:
+    """The DLQ record for ``record``. Its time is the record's own (when it reached Kafka),
+    not the moment of rejection: a record rejected again (its batch redelivered after an
+    outage, or a zombie instance handling it too) must give the same bytes under the same id."""
     data = InputRejected(
         topic=record.topic,
         partition=record.partition,
@@ -31,7 +34,7 @@ def rejection_message(
         source=f"/complaints/{service}",
         subject=record.position,
         data=data,
-        time=now,
+        time=datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
         # One record position is one rejection, however often it is redelivered.
         fact=(service, record.topic, str(record.partition), str(record.offset)),
     )

@@ -8,10 +8,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity
@@ -30,6 +30,40 @@ log = logging.getLogger(__name__)
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
 
+class RenewingKafkaBroker(KafkaBroker):
+    """A broker that replaces its producer when the producer cannot go on. (Waiting for
+    Kafka at start-up is the kit's job: ServiceKit.start keeps trying, not ready.)"""
+
+    # --- a producer that cannot go on -------------------------------------------------
+
+    producer_generation = 0
+    _renewing: asyncio.Lock | None = None
+
+    async def renew_producer(self, generation: int) -> None:
+        """Replace the producer that failed in ``generation`` (once, however many of its
+        sends report it). aiokafka's idempotent producer stops for good on
+        OutOfOrderSequenceNumber, which a broker outage longer than its delivery timeout
+        causes (expired batches leave a gap in its sequence numbers): without a new one,
+        every later publish fails and the service never recovers by itself. Found by
+        make chaos (broker away 45-60 s: compensation redelivered the same records for
+        minutes)."""
+        if self._renewing is None:
+            self._renewing = asyncio.Lock()
+        async with self._renewing:
+            if generation != self.producer_generation:
+                return  # another send renewed it already
+            config: Any = self.config
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(config.producer.disconnect(), 10)
+            await config.producer.connect(
+                AIOKafkaProducer(**self._connection_kwargs),
+                serializer=config.fd_config._serializer,
+                codec=config.broker_codec,
+            )
+            self.producer_generation += 1
+            log.warning("Kafka producer renewed after OutOfOrderSequenceNumber")
+
+
 def build_broker(
     bootstrap_servers: str,
     service: str,
@@ -42,7 +76,7 @@ def build_broker(
 
     ``security`` comes from services/runtime/connections.py (``kafka_security``).
     """
-    return KafkaBroker(
+    return RenewingKafkaBroker(
         bootstrap_servers,
         security=security,
         max_request_size=max_publish_bytes,
@@ -172,22 +206,28 @@ async def publish_outbound(
     producer keeps one partition's records in the order they were sent, so one case's
     events stay in order, and a batch of cases costs one round of acknowledgements.
     """
-    sent = [
-        await broker.publish(
-            value.encode("utf-8") if isinstance(value, str) else value,
-            topic=prefix + message["topic"],
-            key=message["key"].encode("utf-8"),
-            headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_id": message["id"]},
-            no_confirm=True,
-        )
-        for message in messages
-        for value in (message["value"],)
-    ]
-    # Wait for all of them even when one fails, so no acknowledgement is left unobserved.
-    outcomes = await asyncio.gather(*sent, return_exceptions=True)
-    failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
-    if failed is not None:
-        raise failed
+    generation = getattr(broker, "producer_generation", 0)
+    try:
+        sent = [
+            await broker.publish(
+                value.encode("utf-8") if isinstance(value, str) else value,
+                topic=prefix + message["topic"],
+                key=message["key"].encode("utf-8"),
+                headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_id": message["id"]},
+                no_confirm=True,
+            )
+            for message in messages
+            for value in (message["value"],)
+        ]
+        # Wait for all of them even when one fails, so no acknowledgement is left unobserved.
+        outcomes = await asyncio.gather(*sent, return_exceptions=True)
+        failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+        if failed is not None:
+            raise failed
+    except OutOfOrderSequenceNumber:
+        if isinstance(broker, RenewingKafkaBroker):
+            await broker.renew_producer(generation)  # the caller redelivers; the new one sends
+        raise
 
 
 async def topic_partitions(

@@ -29,7 +29,7 @@ from pymongo.errors import PyMongoError
 
 from services.policy import PolicySource
 from services.runtime.batches import Links, by_key, plan_lanes, rewind_points
-from services.runtime.clock import Clock, system_clock
+from services.runtime.clock import Clock, configured_clock, system_clock
 from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
 from services.runtime.connections import (
     describe_store_failure,
@@ -125,6 +125,9 @@ class ServiceKit:
         self.lag = LagMonitor(self, settings.lag_poll_seconds)
         if settings.metrics_enabled:
             self.background(self.lag.run)
+            # complaints_service_ready must follow an outage even where nothing polls
+            # /readyz (make up): the alert on it would never fire otherwise.
+            self.background(lambda: self.repeat("readiness", self.ready, settings.lag_poll_seconds))
 
     # --- consuming -----------------------------------------------------------------
 
@@ -246,7 +249,7 @@ class ServiceKit:
         return False
 
     async def reject(self, record: InboundRecord, code: str, reason: str) -> None:
-        await self.publish([rejection_message(record, reason, self.name, self.clock(), code)])
+        await self.publish([rejection_message(record, reason, self.name, code)])
         self.metrics.dlq_records.labels(self.name, record.topic, code).inc()
         log.warning(
             "record rejected to DLQ",
@@ -472,6 +475,6 @@ def service_app(
     build: Callable[[ServiceKit, Any], object],
 ) -> AsgiFastStream:
     """One service's ASGI app: a kit, the service's handlers registered on it by ``build``."""
-    kit = ServiceKit(name, settings, clock)
+    kit = ServiceKit(name, settings, configured_clock(settings.clock_offset_file, clock))
     build(kit, settings)
     return kit.asgi_app()

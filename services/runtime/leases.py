@@ -8,11 +8,13 @@ out, so an instance that dies holding it delays the work, never loses it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
+
+from services.runtime.outbox import flush_outbox
 
 Document = dict[str, Any]
 
@@ -50,3 +52,34 @@ class LeasedWork:
                       self.owner_field: self.owner}},
             return_document=ReturnDocument.AFTER,
         )  # fmt: skip
+
+
+# Set with the events a background pass stores in a document's outbox, cleared once they
+# are published: handlers get their records redelivered after a failure, passes do not.
+UNPUBLISHED = "unpublished_since"
+# The lower bound of a range over a time index (the local store wants ranges bounded).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def clear_unpublished(
+    collection: AsyncCollection[Document], document_id: Any, marked_at: datetime
+) -> None:
+    """The pass published what it marked at ``marked_at`` (a newer mark stays)."""
+    await collection.update_one(
+        {"_id": document_id, UNPUBLISHED: marked_at}, {"$unset": {UNPUBLISHED: ""}}
+    )
+
+
+async def publish_stranded(
+    collection: AsyncCollection[Document], older_than: datetime, publish: Any, batch: int
+) -> int:
+    """Publish what earlier passes stored but could not publish (the process died, or the
+    store or the broker went away, in between): an index lookup on the mark, O(stranded).
+    A pass still publishing its own is younger than ``older_than``."""
+    found = await collection.find(
+        {UNPUBLISHED: {"$gte": EPOCH, "$lte": older_than}}, {"_id": 1, UNPUBLISHED: 1}
+    ).to_list(batch)
+    for document in found:
+        await flush_outbox(collection, document["_id"], publish)
+        await clear_unpublished(collection, document["_id"], document[UNPUBLISHED])
+    return len(found)

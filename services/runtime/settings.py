@@ -145,6 +145,9 @@ class ServiceSettings(ConnectionSettings):
     # Until Kafka and the store answer at start-up (or after wrong credentials are fixed
     # by a restart), the service stays up, not ready, and tries again this often at most.
     connect_retry_max_seconds: float = 30.0
+    # Drills only (make chaos): the service's clock runs this file's number of seconds
+    # ahead of the system clock, shared by every process reading it. Unset in production.
+    clock_offset_file: Path | None = None
 
 
 class SchedulerSettings(BaseSettings):

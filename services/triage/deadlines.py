@@ -25,6 +25,7 @@ from schemas.topics import CASES_TRIAGED
 from services.runtime.errors import TRANSIENT_ERRORS
 from services.runtime.kafka import OutboundMessage, event_message
 from services.runtime.kit import ServiceKit
+from services.runtime.leases import UNPUBLISHED, clear_unpublished, publish_stranded
 from services.runtime.outbox import add_to_outbox, flush_outbox
 from services.triage.watch import Alarms, due_now, mark_fired, next_alarm_at
 
@@ -81,6 +82,7 @@ class DeadlineWatcher:
 
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("next_alarm_at", 1)])
+        await self.cases.create_index([(UNPUBLISHED, 1)], sparse=True)
 
     async def due_cases(self, now: datetime) -> list[str]:
         """Up to a batch of case numbers with an alarm due, earliest first: a range of the
@@ -108,6 +110,8 @@ class DeadlineWatcher:
             warning_message(case["_id"], deadline, kind, alarms[deadline]["due"], now)
             for deadline, kind in fired
         ]
+        # Marked until published: no redelivery brings a warning back, a later pass must.
+        mark = {UNPUBLISHED: now} if messages else {}
         # Only if nobody changed the alarms since we read them (re-triage, clock stop).
         result = await self.cases.update_one(
             {"_id": case["_id"], "alarm_owner": self.owner,
@@ -117,6 +121,7 @@ class DeadlineWatcher:
                     "alarms": updated,
                     "next_alarm_at": next_alarm_at(updated),
                     "alarm_lease": None,
+                    **mark,
                     **add_to_outbox(messages),
                 },
                 "$inc": {"alarm_version": 1},
@@ -130,10 +135,13 @@ class DeadlineWatcher:
                 {"_id": case["_id"], "alarm_owner": self.owner}, {"$set": {"alarm_lease": None}}
             )
         await flush_outbox(self.cases, case["_id"], self.kit.publish)
+        if mark and result.modified_count:
+            await clear_unpublished(self.cases, case["_id"], now)
 
     async def fire_due(self) -> int:
         handled = 0
         now = self.kit.clock()
+        await publish_stranded(self.cases, now - LEASE, self.kit.publish, 100)
         for case_number in await self.due_cases(now):
             case = await self.claim(case_number, now)
             if case is not None:

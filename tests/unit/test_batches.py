@@ -94,3 +94,19 @@ def test_one_customers_cases_share_a_lane() -> None:
     batch = [opened(1, "CS1", "C-1"), opened(2, "CS2", "C-2"), opened(3, "CS3", "C-1"),
              opened(4, "CS4", None), opened(5, "CS1", None)]  # fmt: skip
     assert offsets(plan_lanes(batch, by_case_and_customer)) == [[1, 3, 5], [2], [4]]
+
+
+def test_a_record_whose_links_fail_is_planned_alone() -> None:
+    """Planning runs outside the per-record error handling: found by make chaos --fuzz,
+    a record that made the links raise failed its whole batch forever."""
+    from services.runtime.batches import plan_lanes
+    from services.runtime.records import InboundRecord
+
+    def links(record: InboundRecord) -> tuple[str, ...]:
+        if record.offset == 1:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return ("same",)
+
+    records = [InboundRecord("t", 0, offset, None, b"", 0) for offset in range(3)]
+    lanes = plan_lanes(records, links)
+    assert sorted([r.offset for r in lane] for lane in lanes) == [[0, 2], [1]]
