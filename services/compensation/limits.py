@@ -85,8 +85,14 @@ class Limits:
         charge without a limit (an approver overrode it).
         """
         charge = await self.budget_charges.find_one({"_id": offer_id})
-        if charge is not None and charge.get("budget") == document_id:
+        if (
+            charge is not None
+            and charge.get("budget") == document_id
+            and charge.get("cents") == cents(amount)
+        ):
             # Charged before (a redelivery); a crash may have left its operation pending.
+            # A charge released since (the customer's cap refused it and the offer is
+            # decided again) is at 0 and is charged again below: found by make chaos.
             await self.budgets.update_one(
                 {"_id": document_id, "pending": {"$in": charge.get("done", [])}},
                 {"$pull": {"pending": {"$in": charge.get("done", [])}}},

@@ -34,6 +34,7 @@ from services.runtime.errors import InputRejected
 from tests.chaos import store
 from tests.chaos.cluster import Cluster, Ports
 from tests.chaos.outbound import Producer, end_offsets, group_lags, read_all
+from tests.chaos.verdict import stored_source
 from tests.support.infra import REPO_ROOT
 
 PARSERS = {INBOUND_EMAIL: from_email, INBOUND_SOCIAL: from_social, INBOUND_APP: from_app}
@@ -322,7 +323,7 @@ def account(
             counts["same source again"] += 1
             continue
         sources_seen.add(key)
-        claim = sources.get(key)
+        claim = stored_source(sources, key)
         made = events.get(key, {})
         opened, added = (
             made.get("complaint.case.opened", set()),

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.cloudevents import stable_event_id
+from services.intake.complaint import source_key_for
 from tests.chaos.outbound import Seen
 from tests.chaos.traffic import Ledger
 
@@ -144,7 +145,7 @@ def _submissions(
             if opened.get(key) or added.get(key):
                 verdict.fail("submissions", f"{sub.kind} {key} made an event")
             if sub.kind == "duplicate":
-                filed = (sources.get(key) or {}).get("case_number")
+                filed = (stored_source(sources, key) or {}).get("case_number")
                 if filed is None or filed != case_of.get(f"{sub.channel}:{sub.of}"):
                     verdict.fail("submissions", f"duplicate {key} of {sub.of} filed under {filed}")
     for action in ledger.actions:
@@ -241,8 +242,22 @@ def _offers(
     return charges
 
 
+def stored_source(sources: dict[str, Any], key: str) -> Any:
+    """Intake's claim of ``channel:source_ref``: it keeps the id's digest, not the id."""
+    channel, _, ref = key.partition(":")
+    return sources.get(source_key_for(channel, ref))
+
+
 def _resolutions(verdict: Verdict, ledger: Ledger, outside: Outside, clock_now: datetime) -> None:
-    resolved = {e.id for e in outside.of("case.resolved")}
+    # A resolution's record, then its revisions when a later compensation outcome changed
+    # what the case got (one story per case: same case, revision + 1, a new event id).
+    records = outside.of("case.resolved")
+    resolved = {e.id for e in records if int(e.data.get("revision") or 1) == 1}
+    first_cases = {str(e.case_number) for e in records if e.id in resolved}
+    for revision in (e for e in records if int(e.data.get("revision") or 1) > 1):
+        if str(revision.case_number) not in first_cases:
+            verdict.fail("resolutions", f"case.resolved revision {revision.id} of "
+                                        f"{revision.case_number} revises no resolution")  # fmt: skip
     scheduled = {e.id: e for e in outside.of("followup.scheduled")}
     sent = {str(e.data.get("followup_id")) for e in outside.of("followup.sent")}
     actions = {a["action_id"]: a for a in ledger.actions}.values()

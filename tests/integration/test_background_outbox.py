@@ -31,12 +31,12 @@ def fail_once(monkeypatch: pytest.MonkeyPatch, module: str) -> list[str]:
     real = outbox.flush_outbox
 
     async def flaky(
-        collection: Any, document_id: Any, publish: Callable[..., Awaitable[None]]
+        collection: Any, document_id: Any, publish: Callable[..., Awaitable[None]], **options: Any
     ) -> int:
         if not failed:
             failed.append(str(document_id))
             raise KafkaConnectionError("the broker went away mid-pass")
-        return await real(collection, document_id, publish)
+        return await real(collection, document_id, publish, **options)
 
     monkeypatch.setattr(f"{module}.flush_outbox", flaky)
     return failed
@@ -108,7 +108,7 @@ async def test_an_expiry_that_could_not_be_published_is_published_later(
         case = f"CS20261123-8{uuid.uuid4().int % 1000:03d}"
         await p.send("cases.triaged", triaged(case, f"C-{uuid.uuid4().hex[:6]}"), key=case)
         await p.reader.wait_for(of(case, "complaint.compensation.proposed"))
-        failed = fail_once(monkeypatch, "services.compensation.expiry")
+        failed = fail_once(monkeypatch, "services.compensation.service")
         clock.advance(timedelta(hours=73))
         await time_goes_on(p, clock, case, "complaint.compensation.expired")
         assert failed, "the first publish was made to fail"

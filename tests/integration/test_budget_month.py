@@ -68,3 +68,26 @@ async def test_a_redelivered_triage_in_the_next_month_does_not_charge_twice(
             assert months.get("delivery:2026-12", 0) == 0, months
         finally:
             await client.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_charge_released_and_decided_again_is_charged_again(infra: Infra) -> None:
+    """The customer's cap refused an offer after its budget was charged: the budget charge is
+    released and the offer decided again; the new charge must count (found by make chaos:
+    the released charge document made the second charge look like a redelivery, so the
+    month's budget held 0 for an offer the customer's cap held 400 for)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
+    db = client[f"released{uuid.uuid4().hex[:8]}_compensation"]
+    try:
+        limits, offer_id, month = Limits(db), "CS20261202-0001-O1", "billing:2026-12"
+        assert await limits.charge_budget(month, offer_id, Decimal(500), Decimal(10_000))
+        await limits.release_budget(month, offer_id)
+        assert await limits.charge_budget(month, offer_id, Decimal(400), Decimal(10_000))
+        assert await limits.charge_budget(month, offer_id, Decimal(400), Decimal(10_000))  # again
+        charge = await db["budget_charges"].find_one({"_id": offer_id})
+        assert charge is not None and charge["cents"] == 40_000
+        budget = await db["budgets"].find_one({"_id": month})
+        assert budget is not None and (budget["spent_cents"], budget["pending"]) == (40_000, [])
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.intake.complaint import source_key_for
 from services.intake.store import IntakeStore
 from services.runtime.errors import RetryLater
 from tests.support.infra import Infra
@@ -60,7 +61,9 @@ async def test_a_reply_sent_twice_is_one_message_with_one_payload(
         finally:
             await client.close()
         assert case is not None
-        assert [m["source_key"] for m in case["messages"]].count(f"social:{reply_id}") == 1
+        assert [m["source_key"] for m in case["messages"]].count(
+            source_key_for("social", reply_id)
+        ) == 1
 
 
 async def test_a_message_for_a_case_not_stored_yet_waits(infra: Infra, namespace: str) -> None:
