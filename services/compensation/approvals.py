@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from services.compensation.lifecycle import (
 )
 from services.compensation.limits import month_key
 from services.compensation.offers import ZERO
-from services.runtime.leases import LeasedWork
+from services.runtime.leases import UNPUBLISHED, LeasedWork, clear_unpublished, publish_stranded
 from services.runtime.outbox import add_to_outbox
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class ApprovalTimeouts:
 
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("approval_due_at", 1)])
+        await self.cases.create_index([(UNPUBLISHED, 1)], sparse=True)
 
     def notify(self) -> None:
         """A new pending approval: look again now rather than at the end of the pause."""
@@ -75,6 +76,8 @@ class ApprovalTimeouts:
         """Take every approval step due now; returns how many this instance took."""
         taken = 0
         now = self.kit.clock()
+        stale = now - timedelta(seconds=self.settings.scheduler_lease_seconds)
+        await publish_stranded(self.cases, stale, self.kit.publish, 100)
         for case_number in await self.work.due(now, self.settings.scheduler_batch):
             case = await self.work.claim(case_number, now, self.settings.scheduler_lease_seconds)
             if case is not None and await self.take_step(case, now):
@@ -114,17 +117,22 @@ class ApprovalTimeouts:
             message = approval_message(case["_id"], {**offer, **changes}, now,
                                        escalated_from=step.role)  # fmt: skip
             entry = {"what": "escalated", "from": step.role, "to": step.to_role}
+        # Marked until published: if the broker is away now, a later pass publishes it
+        # (publish_stranded), since the next step of this approval may be a day away.
         result = await self.cases.update_one(
             {**guard, f"{key}.status": "pending_approval"},
             {"$set": {**{f"{key}.{field}": value for field, value in changes.items()},
                       "approval_due_at": self.due_at({**offer, **changes}),
-                      "approval_lease_until": None, **add_to_outbox([message])},
+                      "approval_lease_until": None, UNPUBLISHED: now,
+                      **add_to_outbox([message])},
              "$push": {f"{key}.history": {**entry, "at": now, "by": BY}}},
         )  # fmt: skip
         if result.modified_count:
             category = case.get("facts", {}).get("category", "other")
             self.service.outcomes.labels(STEP_OUTCOMES[step.kind], category).inc()
         await self.service.flush(case["_id"])
+        if result.modified_count:
+            await clear_unpublished(self.cases, case["_id"], now)
         return bool(result.modified_count)
 
     async def expire(self, case: Document, offer: Document, guard: Document, now: datetime) -> bool:
@@ -152,9 +160,12 @@ class ApprovalTimeouts:
         self.service.outcomes.labels(STEP_OUTCOMES["expire"], category).inc()
         if goodwill_of(fallback) > 0:
             self.service.goodwill.labels(category).inc(float(goodwill_of(fallback)))
+        # Published before the settlement, which clears `unsettled`: until both are done,
+        # the expiry loop's repair pass sees the case and finishes them (as in expiry.py;
+        # make chaos found this one's events stranded by a broker outage).
+        await self.service.flush(case["_id"])
         expired = {**offer, "status": "expired", "fallback": fallback, "charged": charged}
         await self.service.settle(case["_id"], expired, now)
-        await self.service.flush(case["_id"])
         return True
 
     async def fallback_within_limits(

@@ -101,8 +101,8 @@ class Desk:
     def _on_compensation_approval_requested(self, data: dict[str, Any]) -> None:
         case = self._case(data["case_number"])
         case.offers.setdefault(data["offer_id"], {})["status"] = "pending_approval"
-        if not self.initiating:
-            return
+        if not self.initiating or data.get("reminder") or data.get("escalated_from"):
+            return  # a reminder or an escalation of a request the desk already answers
         roll = self.rng.random()
         if roll < 0.5:
             self._later(1, 5, "approve_compensation", case.number, offer_id=data["offer_id"],
