@@ -87,8 +87,10 @@ class OfferExpiry:
         now = self.kit.clock()
         stale = now - timedelta(seconds=self.settings.scheduler_lease_seconds)
         async for case in self.cases.find({"unsettled_since": {"$lte": stale}}):
-            await self.service.settle_pending(case, now)
+            # Published first: settling clears the mark this pass finds the case by, so a
+            # broker away now would strand the events (make chaos seed 1601 found it).
             await self.service.flush(case["_id"])
+            await self.service.settle_pending(case, now)
 
     async def expire_due(self) -> int:
         """Expire every offer due now; returns how many this instance expired."""
