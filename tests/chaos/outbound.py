@@ -99,7 +99,7 @@ class Tail:
                     batch = await consumer.getmany(timeout_ms=200)
                 except KafkaError as error:
                     log.warning("tail: %s", error)
-                    await asyncio.sleep(1)
+                    await asyncio.sleep(1)  # back-off: the broker is away during a fault
                     continue
                 for records in batch.values():
                     for record in records:
@@ -132,7 +132,7 @@ async def _retrying(what: str, attempt: Callable[[], Any], timeout: float = 120)
         except (KafkaError, OSError) as error:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{what}: {error}") from error
-            await asyncio.sleep(1)
+            await asyncio.sleep(1)  # back-off between attempts, bounded by the deadline
 
 
 async def end_offsets(
@@ -317,4 +317,4 @@ class Producer:
                 self.retries += 1
                 if asyncio.get_running_loop().time() > deadline:
                     raise
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # back-off between sends, bounded by the deadline
