@@ -74,15 +74,10 @@ class ApprovalTimeouts:
 
     async def step_due(self) -> int:
         """Take every approval step due now; returns how many this instance took."""
-        taken = 0
         now = self.kit.clock()
-        stale = now - timedelta(seconds=self.settings.scheduler_lease_seconds)
-        await publish_stranded(self.cases, stale, self.kit.publish, 100)
-        for case_number in await self.work.due(now, self.settings.scheduler_batch):
-            case = await self.work.claim(case_number, now, self.settings.scheduler_lease_seconds)
-            if case is not None and await self.take_step(case, now):
-                taken += 1
-        return taken
+        lease = self.settings.scheduler_lease_seconds
+        await publish_stranded(self.cases, now - timedelta(seconds=lease), self.kit.publish, 100)
+        return await self.work.take_due(now, self.settings.scheduler_batch, lease, self.take_step)
 
     async def run(self) -> None:
         await self.kit.repeat("approval timeouts", self.step_due,

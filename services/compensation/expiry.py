@@ -94,13 +94,10 @@ class OfferExpiry:
 
     async def expire_due(self) -> int:
         """Expire every offer due now; returns how many this instance expired."""
-        expired = 0
-        now = self.kit.clock()
-        for case_number in await self.work.due(now, self.settings.scheduler_batch):
-            case = await self.work.claim(case_number, now, self.settings.scheduler_lease_seconds)
-            if case is not None and await self.expire(case, now):
-                expired += 1
-        return expired
+        return await self.work.take_due(
+            self.kit.clock(), self.settings.scheduler_batch,
+            self.settings.scheduler_lease_seconds, self.expire,
+        )  # fmt: skip
 
     async def run(self) -> None:
         await self.kit.repeat("offer expiry", self.expire_due,

@@ -8,6 +8,7 @@ out, so an instance that dies holding it delays the work, never loses it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,18 @@ class LeasedWork:
                       self.owner_field: self.owner}},
             return_document=ReturnDocument.AFTER,
         )  # fmt: skip
+
+    async def take_due(
+        self, now: datetime, batch: int, lease_seconds: float,
+        handle: Callable[[Document, datetime], Awaitable[bool]],
+    ) -> int:  # fmt: skip
+        """Claim each document due now and ``handle`` it; how many were handled."""
+        handled = 0
+        for document_id in await self.due(now, batch):
+            document = await self.claim(document_id, now, lease_seconds)
+            if document is not None and await handle(document, now):
+                handled += 1
+        return handled
 
 
 # Set with the events a background pass stores in a document's outbox, cleared once they
