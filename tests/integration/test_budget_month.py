@@ -1,6 +1,7 @@
-"""An offer decided again after a crash charges the budget month it was first charged to
-(found by make chaos: a reservation made just before the store died stayed in November
-while the redelivered triage, handled in December, charged December too)."""
+"""Goodwill charges that a crash or a redelivery interrupted come out right (each case was
+found by make chaos): the month charged is the one first charged, a released charge is
+charged again, a charge cut short between its two writes is finished before the offer is
+decided again, and a customer's charge decided again replaces the first."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -88,6 +89,92 @@ async def test_a_charge_released_and_decided_again_is_charged_again(infra: Infra
         assert charge is not None and charge["cents"] == 40_000
         budget = await db["budgets"].find_one({"_id": month})
         assert budget is not None and (budget["spent_cents"], budget["pending"]) == (40_000, [])
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+class KilledBeforeWriting:
+    """The ``budget_charges`` collection of a process killed (kill -9) before its next write
+    reached the store: reads work, the write never happens."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.collection.find_one(*args, **kwargs)
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("killed before writing the charge document")
+
+
+class CrashAfterCounting(Limits):
+    """A process that dies once an operation is counted in the month's total, before its
+    charge document records it."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.budget_charges = cast(Any, KilledBeforeWriting(self.budget_charges))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("redecided", "charged"),
+    [("the same offer", 50_000), ("a smaller offer", 30_000), ("an approval instead", 0)],
+)
+async def test_a_charge_cut_short_by_a_crash_is_finished_before_the_offer_is_decided_again(
+    infra: Infra, redecided: str, charged: int
+) -> None:
+    """Found by make chaos (seeds 1601, 1602): the month's total counted an offer whose
+    process died before its charge document was written; the redelivered offer saw its own
+    uncounted charge as spent, was decided differently and left the total 200 above what
+    the offers charged, with the operation pending for ever."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
+    db = client[f"cut{uuid.uuid4().hex[:8]}_compensation"]
+    try:
+        offer_id, month, budget = "CS20261203-0001-O1", "technical:2026-12", Decimal(10_000)
+        with pytest.raises(ConnectionError):
+            await CrashAfterCounting(db).charge_budget(month, offer_id, Decimal(500), budget)
+        limits = Limits(db)  # the restarted process
+        # What the redelivered decision reads: nothing spent but this offer's own charge.
+        assert await limits.budget_spent(month, offer_id) == 0
+        if redecided == "the same offer":
+            assert await limits.charge_budget(month, offer_id, Decimal(500), budget)
+        elif redecided == "a smaller offer":
+            assert await limits.charge_budget(month, offer_id, Decimal(300), budget)
+        else:
+            await limits.release_budget(month, offer_id)
+        charge = await db["budget_charges"].find_one({"_id": offer_id})
+        assert charge is not None and charge["cents"] == charged
+        total = await db["budgets"].find_one({"_id": month})
+        assert total is not None and (total["spent_cents"], total["pending"]) == (charged, [])
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_customer_charge_decided_again_at_another_amount_replaces_the_first(
+    infra: Infra,
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
+    db = client[f"cust{uuid.uuid4().hex[:8]}_compensation"]
+    try:
+        limits, now, window = Limits(db), TRIAGED_AT, timedelta(days=90)
+        other = ("C-1", "CS20261130-0002-O1", Decimal(100), Decimal(800), now, window)
+        assert await limits.charge_customer(*other)
+        assert await limits.charge_customer("C-1", "CS20261130-0001-O1", Decimal(500),
+                                            Decimal(800), now, window)  # fmt: skip
+        # Decided again after a crash: 600 replaces its own 500 (fits beside 100); 750 does not
+        assert await limits.charge_customer("C-1", "CS20261130-0001-O1", Decimal(600),
+                                            Decimal(800), now, window)  # fmt: skip
+        assert not await limits.charge_customer("C-1", "CS20261130-0001-O1", Decimal(750),
+                                                Decimal(800), now, window)  # fmt: skip
+        doc = await db["goodwill"].find_one({"_id": "C-1"})
+        assert doc is not None
+        assert sorted((c["offer_id"], c["cents"]) for c in doc["charges"]) == [
+            ("CS20261130-0001-O1", 60_000), ("CS20261130-0002-O1", 10_000)
+        ]  # fmt: skip
     finally:
         await client.drop_database(db.name)
         await client.close()
