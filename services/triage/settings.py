@@ -8,3 +8,7 @@ class TriageSettings(ServiceSettings):
     # The deadline watcher looks again no sooner than poll and no later than idle seconds.
     watch_poll_seconds: float = 0.5
     watch_idle_seconds: float = 5.0
+    # Systemic-issue insights: how often the subsiding check looks for due insights, and
+    # how long one instance holds an insight it is checking.
+    insights_poll_seconds: float = 1.0
+    insights_lease_seconds: float = 30.0

@@ -45,7 +45,8 @@ def test_the_dashboard_covers_every_area_ops_asked_for() -> None:
                    "complaints_goodwill_given_total", "complaints_goodwill_budget_remaining",
                    "complaints_followups_total", "complaints_survey_answers_total",
                    "complaints_reopened_total", "complaints_consumer_lag_records",
-                   "complaints_dlq_records_total", "complaints_store_operation_seconds_bucket"):  # fmt: skip
+                   "complaints_dlq_records_total", "complaints_store_operation_seconds_bucket",
+                   "complaints_insights_open", "complaints_insight_cases_total"):  # fmt: skip
         assert needed in queried, needed
 
 
