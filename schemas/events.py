@@ -243,7 +243,10 @@ class InsightEvent(_Data):
     window: InsightWindow
     count: int
     baseline: float
+    # The first cases (at most the policy's max_listed_cases, oldest first); case_total
+    # counts them all. A bounded list: an insight of thousands of cases stays one small event.
     case_numbers: list[str]
+    case_total: int | None = None
     first_seen: Timestamp | None = None
     sample_texts: list[str] = Field(default_factory=list)
     threshold: int | None = None

@@ -1,17 +1,19 @@
-"""The detector on triage's hot path: count a triaged case in its keys, open or join
+"""The detector on triage's hot path: count triaged cases in their keys, open or join
 insights, and link what people do about them (acknowledgements, systemic resolutions).
 
-Per case: one read of the product words it uses, one update per key (its hour bucket,
-its sightings), one read of those keys; insight documents are read and written only for
-keys that have an open insight or just crossed their threshold. Decisions are the pure
-functions of ``detector``; this module only orders the reads and writes.
+A case's keys are worked out by its own handler (CPU only, plus a coalesced read of the
+product words it uses); then the case waits for its TURN: every case the lanes bring
+while the previous turn is being stored is counted together, by the pure
+``turn.plan_turn``, from one read of their customers, keys and open insights, and
+stored with one update per key, per customer and per insight joined (one bulkWrite).
+Turns run one after the other, so a busy moment makes the next turn bigger, not the
+store's work per case.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,16 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.policy import Policy
 from services.runtime.clock import Clock
-from services.triage.insights.detector import (
-    Sighting,
-    Verdict,
-    customer_of,
-    evaluate,
-    insight_id,
-    stale_hours,
-    suppressed_by,
-    trim_before,
-)
+from services.triage.insights.detector import customer_of
 from services.triage.insights.keys import (
     CaseKey,
     case_keys,
@@ -38,15 +31,13 @@ from services.triage.insights.keys import (
     skus_of,
     text_features,
 )
-from services.triage.insights.messages import (
-    insight_message,
-    join_reason,
-    new_insight,
-)
+from services.triage.insights.messages import insight_message
 from services.triage.insights.redact import redact, sample_text
-from services.triage.insights.store import InsightStore, Publish, sightings
+from services.triage.insights.store import InsightStore, Publish
+from services.triage.insights.turn import Observation, Observed, plan_turn, voice_id
 
 Document = dict[str, Any]
+__all__ = ["Detector", "InsightMetrics", "Observed"]
 
 
 class InsightMetrics:
@@ -70,21 +61,11 @@ class InsightMetrics:
             ["kind", "category"],
             registry=registry,
         )
-
-
-@dataclass
-class Observed:
-    """What the detector made of one case: reasons for its triage, insights it is in."""
-
-    reasons: list[str] = field(default_factory=list)
-    insights: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Joined:
-    insight_id: str
-    kind: str
-    cases: list[str]
+        self.turns = Counter(
+            "complaints_insight_turns_total",
+            "Turns of the detector (cases counted together, one store write per key)",
+            registry=registry,
+        )
 
 
 class Detector:
@@ -103,6 +84,8 @@ class Detector:
         self.publish = publish
         self.metrics = metrics
         self.notify = notify
+        self._waiting: list[tuple[Observation, asyncio.Future[Observed]]] = []
+        self._worker: asyncio.Task[None] | None = None
 
     # --- a triaged case -------------------------------------------------------------------
 
@@ -123,131 +106,79 @@ class Detector:
         return case_keys(category, products, features.couriers, features.cities, features.phrases)
 
     async def observe(self, opened: Document, category: str) -> Observed:
-        """Count the case in its keys; the insights it opens or joins, with reasons."""
+        """Count the case in its keys (with the other cases of its turn); the insights
+        it opens or joins, with reasons."""
         rules = self.policy().insights
         case_number = opened["case_number"]
-        sighting = Sighting(
-            case_number,
-            customer_of(opened.get("customer_id"), case_number),
-            datetime.fromisoformat(opened["received_at"]),
-        )
         keys = await self.keys_of(opened, category)
         sample = sample_text(opened.get("subject") or "", opened.get("text") or "",
                              rules.sample_chars)  # fmt: skip
-        counted = await asyncio.gather(*(
-            self.store.count(key, sighting, sample, rules.max_tracked_cases, rules.sample_texts)
-            for key in keys
-        ))  # fmt: skip
-        fresh = {key.id for key, new in zip(keys, counted, strict=True) if new}
-        documents = await self.store.key_documents(key.id for key in keys)
-        verdicts = {key.id: evaluate(sightings(documents[key.id]),
-                                     documents[key.id].get("hours") or {},
-                                     key.kind, key.category, rules)
-                    for key in keys if key.id in documents}  # fmt: skip
-        # What no window will read again goes, all keys at once (one round of the lanes).
-        await asyncio.gather(*(
-            self.store.trim(key_id, stale_hours(documents[key_id].get("hours") or {},
-                                                verdict.window_end, rules),
-                            trim_before(sightings(documents[key_id]), verdict.window_end, rules))
-            for key_id, verdict in verdicts.items()
-        ))  # fmt: skip
-        observed, joined = Observed(), list[_Joined]()
-        for key in keys:  # most specific first: they may hold the less specific ones' cases
-            if key.id not in verdicts:
+        observation = Observation(
+            case_number,
+            customer_of(opened.get("customer_id"), case_number),
+            datetime.fromisoformat(opened["received_at"]),
+            tuple(keys),
+            sample,
+        )
+        future: asyncio.Future[Observed] = asyncio.get_running_loop().create_future()
+        self._waiting.append((observation, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._turns())
+        return await future
+
+    async def _turns(self) -> None:
+        """Turn after turn until nobody waits: what arrived meanwhile is the next turn."""
+        while self._waiting:
+            # Yield once: every lane resumed in this loop iteration adds its case first.
+            await asyncio.sleep(0)
+            waiting, self._waiting = self._waiting, []
+            try:
+                observed = await self.count_turn([o for o, _ in waiting])
+            except BaseException as exc:  # every case of the turn fails (and is redelivered)
+                for _, future in waiting:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 continue
-            document, verdict = documents[key.id], verdicts[key.id]
-            insight = await self._insight_for(
-                key, document, verdict, case_number, joined, key.id in fresh
-            )
-            if insight is not None:
-                observed.insights.append(insight["_id"])
-                observed.reasons.append(
-                    join_reason(insight, key, verdict.count, rules.window_hours)
-                )
-                joined.append(_Joined(insight["_id"], key.kind, list(insight["case_numbers"])))
-        return observed
+            for observation, future in waiting:
+                if not future.done():
+                    future.set_result(observed.get(observation.case_number, Observed()))
 
-    async def _insight_for(
-        self, key: CaseKey, document: Document, verdict: Verdict, case_number: str,
-        joined: list[_Joined], fresh: bool = True,
-    ) -> Document | None:  # fmt: skip
-        """The open insight this case is part of through ``key``, opened now if due.
-        A case the key counted before (``fresh`` False: a redelivery) opens nothing: it
-        may join the open insight of its window, never start a new one."""
-        open_id = document.get("open_insight")
-        if open_id:
-            insight = await self.store.insight(open_id)
-            if insight is None:  # claimed by a handler that stopped before storing it
-                return await self._create(key, document, verdict, open_id, case_number)
-            if insight.get("status") == "open":
-                return await self._join(insight, key, verdict, case_number)
-            await self.store.release(key.id, open_id)  # subsided; the key was not told
-        if not fresh or not verdict.above or verdict.first_seen is None:
-            return None
-        rules = self.policy().insights
-        overlap = [(j.insight_id, j.kind, j.cases) for j in joined]
-        if suppressed_by(key.kind, verdict.cases, overlap, rules.overlap_share):
-            return None
-        generation = int(document.get("generation") or 0)
-        wanted = insight_id(key.id, verdict.first_seen, generation)
-        holder = await self.store.claim(key.id, wanted, generation)
-        if holder is None:  # another handler opened one and it closed already
-            return None
-        if holder != wanted:  # another handler opened one first
-            other = await self.store.insight(holder)
-            return await self._join(other, key, verdict, case_number) if other else None
-        return await self._create(key, document, verdict, wanted, case_number)
-
-    async def _create(
-        self, key: CaseKey, document: Document, verdict: Verdict, new_id: str, case_number: str
-    ) -> Document | None:
+    async def count_turn(self, observations: list[Observation]) -> dict[str, Observed]:
+        """Count a turn's cases: one read, the pure plan, one write, then the events."""
         policy = self.policy()
-        rules = policy.insights
-        now = self.clock()
-        insight = new_insight(
-            new_id, key, verdict, list(document.get("samples") or [])[-rules.sample_texts :],
-            now, policy.version, rules.max_listed_cases,
-        )  # fmt: skip
-        insight["systemic"] = [
-            {"case_number": case} for case in await self.store.resolved_as_systemic(verdict.cases)
-        ]
-        message = insight_message("detected", insight, rules.window_hours, now, ("detected",))
-        if await self.store.create(insight, [message]):
-            self.metrics.detected.labels(key.kind, key.category).inc()
-            self.metrics.cases.labels(key.kind).inc(len(verdict.cases))
-            self.notify(insight["check_at"])
-        await self.store.flush(new_id, self.publish)
-        stored = await self.store.insight(new_id) or insight
-        # Stored before by another handler, from a window without this case: join it.
-        return await self._join(stored, key, verdict, case_number)
+        customers, keys, insights = await self.store.load(
+            [voice_id(o.voice) for o in observations],
+            [key.id for o in observations for key in o.keys],
+        )
+        plan = plan_turn(observations, customers, keys, insights, policy.insights,
+                         policy.version, self.clock())  # fmt: skip
+        if plan.created:
+            await self._resolved_before(plan.created)
+        await self.store.apply(plan)
+        self.metrics.turns.inc()
+        for kind, category in plan.detected:
+            self.metrics.detected.labels(kind, category).inc()
+        for kind, count in plan.cases_counted.items():
+            self.metrics.cases.labels(kind).inc(count)
+        for moment in plan.check_at:
+            self.notify(moment)
+        flushing = dict.fromkeys(plan.flush)
+        await asyncio.gather(*(self.store.flush(insight, self.publish) for insight in flushing))
+        return plan.observed
 
-    async def _join(
-        self, insight: Document, key: CaseKey, verdict: Verdict, case_number: str
-    ) -> Document | None:
-        if case_number in insight["case_numbers"]:
-            return insight
-        if case_number not in verdict.cases:
-            # Older than the key's window (a late or long-redelivered case): it is not
-            # part of this surge, whatever it was part of before.
-            return None
-        rules = self.policy().insights
-        now = self.clock()
-        listed = [*insight["case_numbers"], case_number][: rules.max_listed_cases]
-        grown = {**insight, "count": verdict.count, "baseline": verdict.baseline,
-                 "threshold": verdict.threshold, "window_start": verdict.window_start,
-                 "window_end": verdict.window_end, "case_numbers": listed}  # fmt: skip
-        message = insight_message(
-            "updated", grown, rules.window_hours, now, ("joined", case_number),
-            change=f"case {case_number} joined",
-        )  # fmt: skip
-        # Under threshold already (the background check has not run yet): check now.
-        check_at = verdict.subside_at or verdict.window_end
-        if await self.store.join(insight["_id"], case_number, verdict,
-                                 rules.max_listed_cases, check_at, message):  # fmt: skip
-            self.metrics.cases.labels(key.kind).inc()
-            self.notify(check_at)
-        await self.store.flush(insight["_id"], self.publish)
-        return grown
+    async def _resolved_before(self, created: list[Document]) -> None:
+        """A new insight's cases already resolved as systemic are linked at once."""
+        window_hours = self.policy().insights.window_hours
+        for insight in created:
+            resolved = await self.store.resolved_as_systemic(insight["case_numbers"])
+            if resolved:
+                insight["systemic"] = [{"case_number": case} for case in resolved]
+                document = {k: v for k, v in insight.items() if k != "__messages"}
+                insight["__messages"] = [insight_message(
+                    "detected", document, window_hours, insight["detected_at"], ("detected",)
+                )]  # fmt: skip
 
     # --- what people do about insights --------------------------------------------------
 

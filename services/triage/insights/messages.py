@@ -13,7 +13,6 @@ from typing import Any
 from schemas.events import InsightEvent, InsightKey, InsightWindow
 from schemas.topics import CASES_INSIGHTS
 from services.runtime.kafka import OutboundMessage, event_message
-from services.triage.insights.detector import Verdict
 from services.triage.insights.keys import CaseKey
 
 SOURCE = "/complaints/triage"
@@ -23,42 +22,6 @@ Document = dict[str, Any]
 def sample_strings(samples: list[Any]) -> list[str]:
     """The texts of stored samples ({"c": case number, "s": text}; plain strings before)."""
     return [str(sample["s"]) if isinstance(sample, dict) else str(sample) for sample in samples]
-
-
-def new_insight(
-    insight_id: str,
-    key: CaseKey,
-    verdict: Verdict,
-    samples: list[Any],
-    detected_at: datetime,
-    policy_version: str,
-    listed: int,
-) -> Document:
-    """The document of a freshly detected insight (without its outbox)."""
-    return {
-        "_id": insight_id,
-        "key_id": key.id,
-        "kind": key.kind,
-        "category": key.category,
-        "key": key.fields(),
-        "status": "open",
-        "acknowledged": None,
-        "window_start": verdict.window_start,
-        "window_end": verdict.window_end,
-        "first_seen": verdict.first_seen,
-        "detected_at": detected_at,
-        "count": verdict.count,
-        "peak": verdict.count,
-        "baseline": verdict.baseline,
-        "threshold": verdict.threshold,
-        "case_numbers": verdict.cases[:listed],
-        "case_total": len(verdict.cases),
-        "sample_texts": samples,
-        "systemic": [],
-        "policy_version": policy_version,
-        "check_at": verdict.subside_at,
-        "check_lease": None,
-    }
 
 
 def status_of(insight: Document) -> str:
@@ -79,6 +42,7 @@ def insight_data(insight: Document, window_hours: int) -> InsightEvent:
         count=int(insight["count"]),
         baseline=float(insight["baseline"]),
         case_numbers=list(insight["case_numbers"]),
+        case_total=int(insight.get("case_total") or len(insight["case_numbers"])),
         first_seen=insight.get("first_seen"),
         sample_texts=sample_strings(insight.get("sample_texts") or []),
         threshold=insight.get("threshold"),

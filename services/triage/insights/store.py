@@ -1,19 +1,26 @@
-"""Where insights live: one document per key, per product word, per insight.
+"""Where insights live. Every document has a fixed size or a bound, whatever the surge.
 
-- ``insight_keys``: per key (category + product / courier / city / phrase) its per-hour
-  case counts (the baseline; stale hours are dropped), its last ``max_tracked_cases``
-  sightings of the last two windows (the window's distinct customers, and the guard
-  that counts a case once when its record comes again soon after; older ones are
-  trimmed a batch at a time),
-  its last few sample texts, ``open_insight``, the one open insight it may have (set
-  by a conditional update: the atomic create), and ``generation``, how many it had.
+- ``insight_keys``: per key (category + product / courier / city / phrase): ``live``
+  (per hour, the customers whose latest sighting of the key is in it: the window's
+  distinct customers), ``days`` (per UTC day, its cases: the baseline), stale buckets
+  dropped in the same update; ``recent`` (the last ``max_tracked_cases`` case numbers and
+  times: the detected event's case list) and a few ``samples``; ``since`` (first
+  sighting: cold start), ``last_at``; ``open_insight`` (its one open insight, claimed in
+  the key's own update) and ``generation`` (how many it had).
+- ``insight_customers``: per customer voice (``_id`` a digest of the customer id, or of
+  the case when there is none): the hour of its latest sighting of each key (``k``, by
+  key digest) and its last 20 cases (``c``: the guard that counts a case once).
 - ``product_terms``: per folded word of a product name on app forms, the SKUs it was
   used for (a few: a word of several products names none).
-- ``insights``: per insight its window, counts, case list, samples, acknowledgement,
-  systemic resolutions, ``check_at`` (due-time index for the subsiding check) and its
+- ``insights``: per insight its window, counts, the first ``max_listed_cases`` case
+  numbers and ``case_total``, samples, acknowledgement, systemic resolutions,
+  ``check_at`` (due-time index for the subsiding check and a throttled update) and its
   outbox of events.
+- ``insight_cases``: one small document per case of an insight (``_id`` insight|case).
 
-Every access is by ``_id`` or an indexed field; counting a case is one update per key.
+A turn's writes are sent together (one bulkWrite, one transaction, through the
+coalescing store client): the counts, the customers' guards and the insights' changes
+are stored all or nothing.
 """
 
 from __future__ import annotations
@@ -25,12 +32,10 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from services.runtime.kafka import OutboundMessage
 from services.runtime.outbox import add_to_outbox, as_outbox, flush_outbox
-from services.triage.insights.detector import Sighting, Verdict, hour_key
-from services.triage.insights.keys import CaseKey
+from services.triage.insights.turn import Plan, compact
 
 Document = dict[str, Any]
 Publish = Callable[[list[Document]], Awaitable[None]]
@@ -38,29 +43,27 @@ Publish = Callable[[list[Document]], Awaitable[None]]
 TERM_SKUS = 3
 
 
-def sightings(key_document: Document) -> list[Sighting]:
-    return [
-        Sighting(entry["c"], entry["u"], entry["t"]) for entry in key_document.get("recent") or []
-    ]
-
-
 class InsightStore:
     def __init__(self, db: AsyncDatabase[Document], cases: AsyncCollection[Document]) -> None:
         self.keys = db["insight_keys"]
+        self.customers = db["insight_customers"]
         self.terms = db["product_terms"]
         self.insights = db["insights"]
+        self.insight_cases = db["insight_cases"]
         self.cases = cases
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("last_at", 1)])
-        # An erasure finds what a customer's cases left in keys by case number.
+        # An erasure finds what a customer's cases left behind by case number.
         await self.keys.create_index([("recent.c", 1)])
         await self.keys.create_index([("samples.c", 1)])
+        await self.customers.create_index([("c.c", 1)])
+        await self.customers.create_index([("at", 1)])
         await self.insights.create_index([("sample_texts.c", 1)])
         await self.insights.create_index([("check_at", 1)])
-        await self.insights.create_index([("case_numbers", 1)])
         await self.insights.create_index([("status", 1)])
         await self.insights.create_index([("detected_at", 1)])
+        await self.insight_cases.create_index([("case_number", 1)])
 
     # --- products -----------------------------------------------------------------------
 
@@ -80,60 +83,48 @@ class InsightStore:
             if sku not in known.get(term, []) and len(known.get(term, [])) < TERM_SKUS
         ))  # fmt: skip
 
-    # --- keys -----------------------------------------------------------------------------
+    # --- a turn -----------------------------------------------------------------------------
 
-    async def count(
-        self, key: CaseKey, sighting: Sighting, sample: str, tracked: int, samples: int
-    ) -> bool:
-        """Count ``sighting`` in ``key`` once: False when it was counted before."""
-        entry = {"c": sighting.case_number, "u": sighting.customer, "t": sighting.at}
-        try:
-            await self.keys.update_one(
-                {"_id": key.id, "recent.c": {"$ne": sighting.case_number}},
-                {
-                    "$inc": {f"hours.{hour_key(sighting.at)}": 1},
-                    "$push": {"recent": {"$each": [entry], "$slice": -tracked},
-                              "samples": {"$each": [{"c": sighting.case_number, "s": sample}],
-                                          "$slice": -max(samples, 1)}},
-                    "$max": {"last_at": sighting.at},
-                    "$setOnInsert": {"kind": key.kind, "category": key.category,
-                                     "value": key.value, "open_insight": None, "generation": 0},
-                },
-                upsert=True,
-            )  # fmt: skip
-        except DuplicateKeyError:
-            # The key exists and already holds this case (a redelivery after a crash).
-            return False
-        return True
-
-    async def key_documents(self, ids: Iterable[str]) -> dict[str, Document]:
-        wanted = list(dict.fromkeys(ids))
-        found = await asyncio.gather(*(self.keys.find_one({"_id": key_id}) for key_id in wanted))
-        return {doc["_id"]: doc for doc in found if doc is not None}
-
-    async def trim(
-        self, key_id: str, hours: Sequence[str], sightings_before: datetime | None = None
-    ) -> None:
-        """Drop hour buckets and sightings no window or baseline will read again."""
-        update: Document = {}
-        if hours:
-            update["$unset"] = {f"hours.{hour}": "" for hour in hours}
-        if sightings_before is not None:
-            update["$pull"] = {"recent": {"t": {"$lt": sightings_before}}}
-        if update:
-            await self.keys.update_one({"_id": key_id}, update)
-
-    async def claim(self, key_id: str, insight_id: str, generation: int) -> str | None:
-        """Make ``insight_id`` the key's open insight (its ``generation``-th) unless it has
-        one or another was opened meanwhile: the open insight, if any."""
-        result = await self.keys.update_one(
-            {"_id": key_id, "open_insight": None, "generation": generation},
-            {"$set": {"open_insight": insight_id}, "$inc": {"generation": 1}},
+    async def load(
+        self, voices: Sequence[str], key_ids: Sequence[str]
+    ) -> tuple[dict[str, Document], dict[str, Document], dict[str, Document]]:
+        """The turn's customers and keys, and the keys' open insights (three finds by _id)."""
+        customers, keys = await asyncio.gather(
+            _by_ids(self.customers, voices), _by_ids(self.keys, key_ids)
         )
-        if result.modified_count:
-            return insight_id
-        current = await self.keys.find_one({"_id": key_id}, {"open_insight": 1})
-        return (current or {}).get("open_insight")
+        open_ids = [str(doc["open_insight"]) for doc in keys.values() if doc.get("open_insight")]
+        insights = await _by_ids(self.insights, open_ids, {"outbox": 0}) if open_ids else {}
+        return customers, keys, insights
+
+    async def apply(self, plan: Plan) -> None:
+        """The turn's writes, made in one go (one bulkWrite and transaction when coalesced)."""
+        writes: list[Awaitable[Any]] = [
+            *(self.keys.update_one({"_id": key_id}, compact(update), upsert=True)
+              for key_id, update in plan.keys.items()),
+            *(self.customers.update_one({"_id": voice}, compact(update), upsert=True)
+              for voice, update in plan.customers.items()),
+            *(self.insights.update_one({"_id": doc["_id"]}, {"$setOnInsert": {
+                  **{k: v for k, v in doc.items() if k != "__messages"},
+                  "outbox": as_outbox(doc["__messages"])}}, upsert=True)
+              for doc in plan.created),
+            *(self.insights.update_one({"_id": insight_id, "status": "open"}, compact(update))
+              for insight_id, update in plan.joined.items()),
+            *(self.insight_cases.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc},
+                                            upsert=True)
+              for doc in plan.insight_cases),
+        ]  # fmt: skip
+        await asyncio.gather(*writes)
+
+    async def flush(self, insight_id: str, publish: Publish) -> None:
+        await flush_outbox(self.insights, insight_id, publish)
+
+    # --- insights -------------------------------------------------------------------------
+
+    async def insight(self, insight_id: str) -> Document | None:
+        return await self.insights.find_one({"_id": insight_id})
+
+    async def key(self, key_id: str) -> Document | None:
+        return await self.keys.find_one({"_id": key_id})
 
     async def release(self, key_id: str, insight_id: str) -> None:
         await self.keys.update_one(
@@ -154,41 +145,14 @@ class InsightStore:
         )
         return int(result.deleted_count)
 
-    # --- insights -------------------------------------------------------------------------
-
-    async def insight(self, insight_id: str) -> Document | None:
-        return await self.insights.find_one({"_id": insight_id})
-
-    async def create(self, insight: Document, messages: list[OutboundMessage]) -> bool:
-        """Store a detected insight with its events; False when it exists already."""
-        result = await self.insights.update_one(
-            {"_id": insight["_id"]},
-            {"$setOnInsert": {**insight, "outbox": as_outbox(messages)}},
-            upsert=True,
-        )
-        return result.upserted_id is not None
-
-    async def join(
-        self, insight_id: str, case_number: str, verdict: Verdict, listed: int,
-        check_at: datetime, message: OutboundMessage,
-    ) -> bool:  # fmt: skip
-        """Add a case to an open insight once; False when it was there (or it closed)."""
-        result = await self.insights.update_one(
-            {"_id": insight_id, "status": "open", "case_numbers": {"$ne": case_number}},
-            {
-                "$push": {"case_numbers": {"$each": [case_number], "$slice": listed}},
-                "$inc": {"case_total": 1},
-                "$max": {"peak": verdict.count},
-                "$set": {"count": verdict.count, "baseline": verdict.baseline,
-                         "threshold": verdict.threshold, "window_start": verdict.window_start,
-                         "window_end": verdict.window_end, "check_at": check_at,
-                         **add_to_outbox([message])},
-            },
-        )  # fmt: skip
-        return bool(result.modified_count)
-
-    async def flush(self, insight_id: str, publish: Publish) -> None:
-        await flush_outbox(self.insights, insight_id, publish)
+    async def forget_customers(self, before: datetime, batch: int) -> int:
+        """Customer voices quiet since ``before`` (their guard and hours are read no more)."""
+        found = self.customers.find({"at": {"$lt": before}}, {"_id": 1})
+        ids = [doc["_id"] for doc in await found.sort("at", 1).to_list(batch)]
+        if not ids:
+            return 0
+        result = await self.customers.delete_many({"_id": {"$in": ids}, "at": {"$lt": before}})
+        return int(result.deleted_count)
 
     async def resolved_as_systemic(self, case_numbers: Sequence[str]) -> list[str]:
         """Which of these cases were already resolved with root cause ``systemic``."""
@@ -200,8 +164,9 @@ class InsightStore:
         return [doc["_id"] for doc in await found.to_list(None)]
 
     async def insights_of_case(self, case_number: str) -> list[Document]:
-        found = self.insights.find({"case_numbers": case_number})
-        return list(await found.to_list(None))
+        found = self.insight_cases.find({"case_number": case_number}, {"insight_id": 1})
+        ids = [str(doc["insight_id"]) for doc in await found.to_list(None)]
+        return list((await _by_ids(self.insights, ids)).values()) if ids else []
 
     async def link_systemic(
         self, insight_id: str, link: Document, message: OutboundMessage
@@ -233,7 +198,7 @@ class InsightStore:
         result = await self.insights.update_one(
             {"_id": insight_id, "check_owner": owner, "status": "open"},
             {"$set": {**update, "status": "subsided", "check_at": None, "check_lease": None,
-                      **add_to_outbox([message])}},
+                      "update_pending": False, **add_to_outbox([message])}},
         )  # fmt: skip
         return bool(result.modified_count)
 
@@ -256,26 +221,35 @@ class InsightStore:
     # --- erasure ----------------------------------------------------------------------------
 
     async def erase_cases(self, case_numbers: Sequence[str]) -> list[str]:
-        """Remove what ``case_numbers`` left in keys and insights: their sightings (which
-        name the customer) and sample texts. Case numbers in insights' case lists stay,
-        as they stay everywhere (statistics). The ids of the documents changed."""
+        """Remove what ``case_numbers`` left in keys, customers and insights: their sample
+        texts, and the customer voices that counted them (a voice's document names its
+        cases). Case numbers in keys' and insights' case lists stay, as they stay
+        everywhere (statistics). The ids of the documents changed."""
         cases = sorted(set(case_numbers))
         if not cases:
             return []
-        found = await asyncio.gather(
-            self.keys.find({"recent.c": {"$in": cases}}, {"_id": 1}).to_list(None),
+        keys, voices, insights = await asyncio.gather(
             self.keys.find({"samples.c": {"$in": cases}}, {"_id": 1}).to_list(None),
-        )
-        keys = sorted({str(doc["_id"]) for docs in found for doc in docs})
-        insights = await self.insights.find({"sample_texts.c": {"$in": cases}}, {"_id": 1}).to_list(
-            None
+            self.customers.find({"c.c": {"$in": cases}}, {"_id": 1}).to_list(None),
+            self.insights.find({"sample_texts.c": {"$in": cases}}, {"_id": 1}).to_list(None),
         )
         await asyncio.gather(
-            *(self.keys.update_one({"_id": key_id}, {"$pull": {
-                "recent": {"c": {"$in": cases}}, "samples": {"c": {"$in": cases}}}})
-              for key_id in keys),
+            *(self.keys.update_one({"_id": doc["_id"]}, {"$pull": {
+                "samples": {"c": {"$in": cases}}}}) for doc in keys),
+            *(self.customers.delete_one({"_id": doc["_id"]}) for doc in voices),
             *(self.insights.update_one({"_id": doc["_id"]}, {"$pull": {
-                "sample_texts": {"c": {"$in": cases}}}})
-              for doc in insights),
+                "sample_texts": {"c": {"$in": cases}}}}) for doc in insights),
         )  # fmt: skip
-        return [*keys, *(str(doc["_id"]) for doc in insights)]
+        return [str(doc["_id"]) for docs in (keys, voices, insights) for doc in docs]
+
+
+async def _by_ids(
+    collection: AsyncCollection[Document], ids: Sequence[str],
+    projection: Document | None = None,
+) -> dict[str, Document]:  # fmt: skip
+    """Documents by ``_id``, one ``find $in`` (an index lookup)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    found = await collection.find({"_id": {"$in": wanted}}, projection).to_list(None)
+    return {str(doc["_id"]): doc for doc in found}

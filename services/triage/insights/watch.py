@@ -19,10 +19,11 @@ from typing import Any
 
 from services.runtime.kit import ServiceKit
 from services.runtime.leases import LeasedWork
+from services.runtime.outbox import add_to_outbox
 from services.triage.insights.detection import InsightMetrics
 from services.triage.insights.detector import evaluate
 from services.triage.insights.messages import insight_message
-from services.triage.insights.store import InsightStore, sightings
+from services.triage.insights.store import InsightStore
 
 GAUGE_EVERY_SECONDS = 15.0
 FORGET_EVERY_SECONDS = 300.0
@@ -70,15 +71,30 @@ class InsightWatcher:
     async def check(self, insight: dict[str, Any], now: datetime) -> None:
         policy = self.kit.policy.current()
         rules = policy.insights
-        key = await self.store.keys.find_one({"_id": insight["key_id"]}) or {}
-        verdict = evaluate(sightings(key), key.get("hours") or {}, insight["kind"],
+        key = await self.store.key(insight["key_id"]) or {}
+        verdict = evaluate(key.get("live") or {}, key.get("days") or {}, insight["kind"],
                            insight["category"], rules, end=now)  # fmt: skip
         state = {"count": verdict.count, "baseline": verdict.baseline,
                  "threshold": verdict.threshold, "window_start": verdict.window_start,
                  "window_end": verdict.window_end}  # fmt: skip
         if verdict.above and verdict.subside_at is not None:
-            await self.store.reschedule(insight["_id"], self.owner,
-                                        {**state, "check_at": verdict.subside_at})  # fmt: skip
+            update: dict[str, Any] = {**state, "check_at": verdict.subside_at}
+            interval = timedelta(minutes=rules.update_interval_minutes)
+            published = insight.get("published_case_at")
+            if insight.get("update_pending") and (published is None
+                                                  or now >= published + interval):  # fmt: skip
+                # Cases joined within the interval of the last event: told now, once.
+                total = int(insight.get("case_total") or 0)
+                message = insight_message(
+                    "updated", {**insight, **state}, rules.window_hours, now,
+                    ("joined", str(total)), change=f"{total} case(s) in all",
+                )  # fmt: skip
+                update |= {"update_pending": False, "published_case_at": now,
+                           **add_to_outbox([message])}  # fmt: skip
+            elif insight.get("update_pending") and published is not None:
+                update["check_at"] = min(verdict.subside_at, published + interval)
+            await self.store.reschedule(insight["_id"], self.owner, update)
+            await self.store.flush(insight["_id"], self.kit.publish)
             return
         closed = {**insight, **state, "status": "subsided", "subsided_at": now}
         message = insight_message(
@@ -107,4 +123,7 @@ class InsightWatcher:
         than the baseline and the window together) are deleted, a batch per pass."""
         rules = self.kit.policy.current().insights
         before = now - timedelta(days=rules.baseline_days, hours=rules.window_hours + 1)
-        return await self.store.forget_keys(await self.store.stale_keys(before, BATCH), before)
+        forgotten = await self.store.forget_keys(await self.store.stale_keys(before, BATCH), before)
+        # A voice's guard and hours matter for two windows after its last case.
+        quiet = now - timedelta(hours=2 * rules.window_hours + 1)
+        return forgotten + await self.store.forget_customers(quiet, BATCH)
