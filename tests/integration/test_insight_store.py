@@ -1,6 +1,7 @@
 """The insight store on the real store, through the coalescing client the services use:
-a case counts once per key whatever is redelivered, one open insight per key, stale
-hours and quiet keys go, and the detector's reads and writes stay index lookups."""
+a turn's cases count once whatever is redelivered, the documents stay the same size
+however big the surge, one open insight per key with every case in insight_cases,
+quiet keys and customers go, and erasure removes what a case left."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.policy import load_policy
 from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
 from services.triage.insights.detection import Detector, InsightMetrics
-from services.triage.insights.detector import Sighting, evaluate
+from services.triage.insights.detector import day_key, evaluate
 from services.triage.insights.keys import CaseKey
-from services.triage.insights.store import InsightStore, sightings
+from services.triage.insights.store import InsightStore
 from tests.support.infra import Infra
 
 POLICY = load_policy()
@@ -37,93 +39,129 @@ async def store(infra: Infra, namespace: str) -> AsyncIterator[InsightStore]:
     await client.close()
 
 
+class Published(list[dict[str, Any]]):
+    async def __call__(self, messages: list[dict[str, Any]]) -> None:
+        self.extend(messages)
+
+
+def detector(store: InsightStore, published: Published, now: datetime = T0) -> Detector:
+    return Detector(store, lambda: POLICY, lambda: now, published,
+                    InsightMetrics(CollectorRegistry()))  # fmt: skip
+
+
 def opened(number: int, text: str, at: datetime, **extra: Any) -> dict[str, Any]:
     return {"case_number": f"CS20261123-{number:04d}", "customer_id": f"C-{number}",
             "received_at": at.isoformat(), "subject": "", "text": text, **extra}  # fmt: skip
 
 
-async def test_a_case_counts_once_per_key_even_when_counted_again_concurrently(
+def form(number: int, at: datetime, customer: str | None = None) -> dict[str, Any]:
+    case = opened(number, "", at, items=[{"sku": "MUG-01"}])
+    return {**case, "customer_id": customer or case["customer_id"]}
+
+
+async def history(store: InsightStore, days: int = 14, per_day: int = 1) -> None:
+    """The key as two weeks of one mug complaint a day left it."""
+    await store.keys.update_one({"_id": KEY.id}, {"$set": {
+        "kind": KEY.kind, "category": KEY.category, "value": KEY.value,
+        "days": {day_key(T0 - timedelta(days=d)): per_day for d in range(1, days + 1)},
+        "since": T0 - timedelta(days=days), "last_at": T0 - timedelta(days=1),
+        "open_insight": None, "generation": 0}}, upsert=True)  # fmt: skip
+
+
+async def turn(found: Detector, cases: list[dict[str, Any]]) -> list[Any]:
+    """Cases handled side by side, as a batch's lanes do: counted in few turns."""
+    return list(await asyncio.gather(*(found.observe(c, "product_defect") for c in cases)))
+
+
+async def test_a_turn_counts_each_customer_once_and_a_redelivered_turn_nothing(
     store: InsightStore,
 ) -> None:
-    sighting = Sighting("CS20261123-0001", "customer:C-1", T0)
-    first = await asyncio.gather(*(store.count(KEY, sighting, "s", 200, 3) for _ in range(3)))
-    again = await store.count(KEY, sighting, "s", 200, 3)
-    assert sorted(first) == [False, False, True] and again is False
-    other = Sighting("CS20261123-0002", "customer:C-2", T0 + timedelta(minutes=5))
-    assert await store.count(KEY, other, "t", 200, 3)
-    document = (await store.key_documents([KEY.id]))[KEY.id]
-    assert document["hours"] == {"2026112302": 2}
-    assert [s.case_number for s in sightings(document)] == ["CS20261123-0001", "CS20261123-0002"]
-    assert [x["s"] for x in document["samples"]] == ["s", "t"]
-    assert document["open_insight"] is None
-    await store.trim(KEY.id, ["2026112302"])
-    assert (await store.key_documents([KEY.id]))[KEY.id]["hours"] == {}
+    published = Published()
+    found = detector(store, published)
+    cases = [form(1, T0), form(2, T0 + timedelta(minutes=5), "C-1"), form(3, T0)]
+    await turn(found, cases)
+    await turn(found, cases)  # the batch again, as a rewound consumer delivers it
+    key = await store.key(KEY.id)
+    assert key is not None
+    assert sum(key["live"].values()) == 2  # C-1 twice is one voice; CS-3 is C-3
+    assert sum(key["days"].values()) == 3  # every case counts in the baseline once
+    # Oldest first (the turn counts its cases in the order they came in).
+    assert [entry["c"] for entry in key["recent"]] == [cases[i]["case_number"] for i in (0, 2, 1)]
+    assert published == []
 
 
-async def test_sightings_and_samples_stay_bounded(store: InsightStore) -> None:
-    for number in range(12):
-        sighting = Sighting(f"CS20261123-{number:04d}", f"customer:C-{number}", T0)
-        await store.count(KEY, sighting, f"sample {number}", 10, 3)
-    document = (await store.key_documents([KEY.id]))[KEY.id]
-    assert next(s.case_number for s in sightings(document)) == "CS20261123-0002"
-    assert len(document["recent"]) == 10 and document["hours"] == {"2026112302": 12}
-    assert [x["s"] for x in document["samples"]] == ["sample 9", "sample 10", "sample 11"]
-    assert document["samples"][0]["c"] == "CS20261123-0009"
+async def test_documents_stay_the_same_size_however_big_the_surge(store: InsightStore) -> None:
+    await history(store)
+    published = Published()
+    found = detector(store, published)
+    sizes = []
+    for wave in range(4):  # 4 waves of 60 customers within the hour
+        cases = [form(100 * wave + n, T0 + timedelta(seconds=10 * n + wave)) for n in range(60)]
+        await turn(found, cases)
+        key = await store.key(KEY.id)
+        assert key is not None
+        sizes.append((len(key["live"]), len(key["days"]), len(key["recent"])))
+    assert sizes[-1] == sizes[1] and sizes[-1][2] == RULES.max_tracked_cases
+    (insight,) = await store.insights.find({}).to_list(None)
+    # Every case after detection joins; at detection, the window's cases the key remembers.
+    assert 240 - 60 + RULES.max_tracked_cases <= insight["case_total"] <= 240
+    assert len(insight["case_numbers"]) == RULES.max_listed_cases
+    assert await store.insight_cases.count_documents({"insight_id": insight["_id"]}) == insight[
+        "case_total"]  # fmt: skip
+    kinds = [message["type"] for message in published]
+    assert kinds.count("complaint.insight.detected") == 1
+    # All these cases came within a few minutes: at most one update per interval.
+    assert kinds.count("complaint.insight.updated") <= 1
+    verdict = evaluate(key["live"], key["days"], "product", "product_defect", RULES,
+                       T0 + timedelta(minutes=15), key["since"])  # fmt: skip
+    assert verdict.count == 240 and verdict.above
 
 
-async def test_sightings_no_window_reads_again_are_trimmed(store: InsightStore) -> None:
-    for number in range(6):
-        at = T0 + timedelta(hours=number)
-        await store.count(KEY, Sighting(f"CS20261123-{number:04d}", "customer:C", at), "s", 200, 3)
-    await store.trim(KEY.id, [], sightings_before=T0 + timedelta(hours=4))
-    document = (await store.key_documents([KEY.id]))[KEY.id]
-    assert [s.case_number for s in sightings(document)] == ["CS20261123-0004", "CS20261123-0005"]
-    assert sum(document["hours"].values()) == 6  # the baseline keeps its counts
-
-
-async def test_one_open_insight_per_key(store: InsightStore) -> None:
-    await store.count(KEY, Sighting("CS20261123-0001", "customer:C-1", T0), "s", 200, 3)
-    claims = await asyncio.gather(store.claim(KEY.id, "INS-a", 0), store.claim(KEY.id, "INS-b", 0))
-    assert claims[0] == claims[1] and claims[0] in {"INS-a", "INS-b"}
-    await store.release(KEY.id, "INS-other")  # not the open one: nothing happens
-    assert await store.claim(KEY.id, "INS-c", 1) == claims[0]
-    await store.release(KEY.id, claims[0])
-    assert await store.claim(KEY.id, "INS-c", 0) is None  # a claim from before the first
-    assert await store.claim(KEY.id, "INS-c", 1) == "INS-c"
-    assert (await store.key_documents([KEY.id]))[KEY.id]["generation"] == 2
-
-
-async def test_quiet_keys_are_forgotten_and_open_ones_kept(store: InsightStore) -> None:
+async def test_quiet_keys_and_customers_are_forgotten_and_open_keys_kept(
+    store: InsightStore,
+) -> None:
     quiet, busy = CaseKey("phrase", "other", "某詞"), CaseKey("phrase", "other", "另一詞")
-    for key in (quiet, busy):
-        await store.count(key, Sighting("CS20261101-0001", "customer:C-1", T0), "s", 200, 3)
-    await store.claim(busy.id, "INS-open", 0)
+    for key, open_insight in ((quiet, None), (busy, "INS-open")):
+        await store.keys.update_one({"_id": key.id}, {"$set": {
+            "last_at": T0, "open_insight": open_insight}}, upsert=True)  # fmt: skip
+    await turn(detector(store, Published()), [form(1, T0)])
     later = T0 + timedelta(days=20)
     stale = await store.stale_keys(later, 100)
     assert quiet.id in stale and busy.id not in stale
     assert await store.forget_keys(stale, later) >= 1
-    assert set(await store.key_documents([quiet.id, busy.id])) == {busy.id}
+    assert await store.key(quiet.id) is None and await store.key(busy.id) is not None
+    assert await store.customers.count_documents({}) == 1
+    assert await store.forget_customers(later, 100) == 1
+    assert await store.customers.count_documents({}) == 0
+
+
+async def test_erasure_removes_samples_and_the_voice_of_a_case(store: InsightStore) -> None:
+    found = detector(store, Published())
+    case = opened(7, "My mug cracked, call me on 0912-345-678", T0, items=[{"sku": "MUG-01"}])
+    await turn(found, [case])
+    key = await store.key(KEY.id)
+    assert key is not None and [s["c"] for s in key["samples"]] == [case["case_number"]]
+    changed = await store.erase_cases([case["case_number"]])
+    assert KEY.id in changed
+    key = await store.key(KEY.id)
+    assert key is not None and key["samples"] == []
+    assert await store.customers.count_documents({"c.c": case["case_number"]}) == 0
 
 
 async def test_the_detector_counts_products_learnt_from_app_forms(store: InsightStore) -> None:
-    published: list[dict[str, Any]] = []
-
-    async def publish(messages: list[dict[str, Any]]) -> None:
-        published.extend(messages)
-
-    from prometheus_client import CollectorRegistry
-
-    detector = Detector(
-        store, lambda: POLICY, lambda: T0, publish, InsightMetrics(CollectorRegistry())
-    )
-    form = opened(1, "馬克杯把手裂了", T0, items=[{"sku": "mug-01", "name": "陶瓷馬克杯"}])
+    published = Published()
+    found = detector(store, published)
+    app = opened(1, "馬克杯把手裂了", T0, items=[{"sku": "mug-01", "name": "陶瓷馬克杯"}])
     mail = opened(2, "我的马克杯有裂痕", T0 + timedelta(hours=1))
-    assert {k.id for k in await detector.keys_of(form, "product_defect")} >= {KEY.id}
-    assert KEY.id in {k.id for k in await detector.keys_of(mail, "product_defect")}
-    for case in (form, mail):
-        assert (await detector.observe(case, "product_defect")).insights == []
-        await detector.observe(case, "product_defect")  # a redelivery counts nothing
-    document = (await store.key_documents([KEY.id]))[KEY.id]
-    verdict = evaluate(sightings(document), document["hours"], "product", "product_defect", RULES)
-    assert verdict.count == 2 and verdict.cases == [form["case_number"], mail["case_number"]]
+    assert {k.id for k in await found.keys_of(app, "product_defect")} >= {KEY.id}
+    assert KEY.id in {k.id for k in await found.keys_of(mail, "product_defect")}
+    for case in (app, mail):
+        assert (await found.observe(case, "product_defect")).insights == []
+        await found.observe(case, "product_defect")  # a redelivery counts nothing
+    key = await store.key(KEY.id)
+    assert key is not None
+    verdict = evaluate(key["live"], key["days"], "product", "product_defect", RULES,
+                       T0 + timedelta(hours=1))  # fmt: skip
+    assert verdict.count == 2
+    assert [entry["c"] for entry in key["recent"]] == [app["case_number"], mail["case_number"]]
     assert published == []

@@ -135,7 +135,8 @@ def _count(
     customer = customers.setdefault(who, {"_id": who, "k": {}, "c": []})
     counted_before = any(entry.get("c") == observation.case_number for entry in customer["c"])
     hour, day = hour_key(observation.at), day_key(observation.at)
-    update = plan.customers.setdefault(who, {"$set": {}, "$push": {}, "$max": {}})
+    empty: Document = {"$set": {}, "$push": {}, "$max": {}}
+    update = empty if counted_before else plan.customers.setdefault(who, empty)
     for key in observation.keys:
         if key.id not in state:
             document = keys.get(key.id) or {}
@@ -191,12 +192,14 @@ def _decide(
     verdict = evaluate(entry.live, entry.days, key.kind, key.category, rules, end, since)
     recent = [*(document.get("recent") or []), *entry.recent][-rules.max_tracked_cases :]
     update = _key_update(entry, verdict, rules)
-    plan.keys[key.id] = update
+    if entry.fresh:  # a key only redelivered cases mention is not written
+        plan.keys[key.id] = update
     open_id = document.get("open_insight")
     insight = insights.get(open_id) if open_id else None
     if open_id and insight is not None and insight.get("status") != "open":
         update["$set"]["open_insight"] = None  # subsided; the key was not told
         update["$setOnInsert"].pop("open_insight", None)
+        plan.keys[key.id] = update
         open_id, insight = None, None
     if open_id and insight is not None:
         _join(entry, insight, verdict, plan, rules, now)
