@@ -188,3 +188,11 @@ def test_an_open_insight_is_told_at_most_once_per_interval_of_case_time() -> Non
     assert told.flush == ["INS-1"]
     assert any(path.startswith("outbox.") for path in told.joined["INS-1"]["$set"])
     assert all("INS-1" in observed.insights for observed in told.observed.values())
+
+
+def test_a_voice_stored_without_hours_or_cases_is_counted_like_a_new_one() -> None:
+    """A customer whose earlier case had no key at all has a document without hours."""
+    who = voice_id("customer:C-1")
+    plan = plan_turn([observation(1, "C-1", T0)], {who: {"_id": who, "c": [], "at": T0}},
+                     {MUG.id: old_key()}, {}, RULES, POLICY.version, T0)  # fmt: skip
+    assert plan.keys[MUG.id]["$inc"][f"live.{hour_key(T0)}"] == 1

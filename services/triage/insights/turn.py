@@ -132,7 +132,10 @@ def _count(
     state: dict[str, _Key], plan: Plan, rules: InsightsPolicy,
 ) -> None:  # fmt: skip
     who = voice_id(observation.voice)
-    customer = customers.setdefault(who, {"_id": who, "k": {}, "c": []})
+    customer = customers.setdefault(who, {"_id": who})
+    # A voice whose cases had no key yet has no hours; one stored before has no guard.
+    customer.setdefault("k", {})
+    customer.setdefault("c", [])
     counted_before = any(entry.get("c") == observation.case_number for entry in customer["c"])
     hour, day = hour_key(observation.at), day_key(observation.at)
     empty: Document = {"$set": {}, "$push": {}, "$max": {}}
