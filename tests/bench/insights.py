@@ -203,6 +203,7 @@ class Triage:
         self.service = TriageService(self.kit, settings)
         self.service.register()
         if not detector:
+
             async def bypass(opened: Document, decision: Any, stored: Any, event_id: str) -> Any:
                 return decision, Observed()
 
@@ -302,8 +303,10 @@ def main() -> None:
         for name in args.streams.split(","):
             history, stream = (recall(args.complaints, run) if name == "recall"
                                else ([], steady(args.complaints, run)))  # fmt: skip
-            print(f"{name}: {len(stream)} complaints after {len(history)} of history, "
-                  f"batches of {args.batch}")
+            print(
+                f"{name}: {len(stream)} complaints after {len(history)} of history, "
+                f"batches of {args.batch}"
+            )
             report(name, asyncio.run(measure(uri, name, history, stream, args.batch)))
 
 

@@ -106,8 +106,9 @@ async def test_documents_stay_the_same_size_however_big_the_surge(store: Insight
     # Every case after detection joins; at detection, the window's cases the key remembers.
     assert 240 - 60 + RULES.max_tracked_cases <= insight["case_total"] <= 240
     assert len(insight["case_numbers"]) == RULES.max_listed_cases
-    assert await store.insight_cases.count_documents({"insight_id": insight["_id"]}) == insight[
-        "case_total"]  # fmt: skip
+    # The cases it had at detection have their own document; later ones their triage.
+    listed = await store.insight_cases.count_documents({"insight_id": insight["_id"]})
+    assert 1 <= listed <= RULES.max_tracked_cases
     kinds = [message["type"] for message in published]
     assert kinds.count("complaint.insight.detected") == 1
     # All these cases came within a few minutes: at most one update per interval.

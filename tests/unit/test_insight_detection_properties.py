@@ -284,7 +284,8 @@ def test_the_memory_store_and_detector_do_detect_a_burst() -> None:
     (insight,) = run.store.insights.values()
     assert insight["case_numbers"] == [*(f"CS-{n}" for n in range(8)), "CS-late"]
     assert insight["case_total"] == 9
-    assert len(run.store.insight_cases) == 9
+    # The 5 cases it had at detection are listed; the others say so in their triage.
+    assert len(run.store.insight_cases) == 5
 
 
 def test_a_new_key_waits_for_its_baseline_but_safety_does_not() -> None:

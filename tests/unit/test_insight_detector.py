@@ -182,7 +182,8 @@ def test_an_open_insight_is_told_at_most_once_per_interval_of_case_time() -> Non
     joined = plan.joined["INS-1"]
     assert joined["$inc"] == {"case_total": 3} and joined["$set"]["update_pending"] is True
     assert not any(path.startswith("outbox.") for path in joined["$set"])
-    assert [len(plan.insight_cases), plan.flush] == [3, []]
+    assert [len(plan.insight_cases), plan.flush] == [0, []]  # joiners: their triage says so
+    assert all(observed.insights == ["INS-1"] for observed in plan.observed.values())
     later = [observation(9, "C-9", T0 + timedelta(minutes=RULES.update_interval_minutes + 1))]
     told = plan_turn(later, {}, {MUG.id: key}, {"INS-1": insight_}, RULES, POLICY.version, T0)
     assert told.flush == ["INS-1"]

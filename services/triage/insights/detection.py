@@ -152,8 +152,13 @@ class Detector:
             [voice_id(o.voice) for o in observations],
             [key.id for o in observations for key in o.keys],
         )
+        now = self.clock()
         plan = plan_turn(observations, customers, keys, insights, policy.insights,
-                         policy.version, self.clock())  # fmt: skip
+                         policy.version, now)  # fmt: skip
+        if plan.needs_recent:  # an insight opens: the turn again, with those keys' cases
+            keys |= await self.store.keys_in_full(plan.needs_recent)
+            plan = plan_turn(observations, customers, keys, insights, policy.insights,
+                             policy.version, now)  # fmt: skip
         if plan.created:
             await self._resolved_before(plan.created)
         await self.store.apply(plan)

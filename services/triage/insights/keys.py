@@ -149,6 +149,12 @@ def keywords(text: str, limit: int, ignore: frozenset[str], folded: str | None =
 
 
 def folded_terms(terms: Iterable[str]) -> frozenset[str]:
+    # Folding is an OpenCC conversion per term: once per word list, not per complaint.
+    return _folded(tuple(terms))
+
+
+@lru_cache(maxsize=16)
+def _folded(terms: tuple[str, ...]) -> frozenset[str]:
     return frozenset(fold(term) for term in terms)
 
 

@@ -16,7 +16,9 @@
   numbers and ``case_total``, samples, acknowledgement, systemic resolutions,
   ``check_at`` (due-time index for the subsiding check and a throttled update) and its
   outbox of events.
-- ``insight_cases``: one small document per case of an insight (``_id`` insight|case).
+- ``insight_cases``: one small document per case an insight had when it was detected
+  (``_id`` insight|case); cases joining later say so in their own triage document
+  (``cases.insights``, written by triage anyway).
 
 A turn's writes are sent together (one bulkWrite, one transaction, through the
 coalescing store client): the counts, the customers' guards and the insights' changes
@@ -88,13 +90,19 @@ class InsightStore:
     async def load(
         self, voices: Sequence[str], key_ids: Sequence[str]
     ) -> tuple[dict[str, Document], dict[str, Document], dict[str, Document]]:
-        """The turn's customers and keys, and the keys' open insights (three finds by _id)."""
+        """The turn's customers and keys, and the keys' open insights (three finds by _id).
+        Keys come without their recent cases and samples, which only opening an insight
+        reads (``keys_in_full``)."""
         customers, keys = await asyncio.gather(
-            _by_ids(self.customers, voices), _by_ids(self.keys, key_ids)
+            _by_ids(self.customers, voices),
+            _by_ids(self.keys, key_ids, {"recent": 0, "samples": 0}),
         )
         open_ids = [str(doc["open_insight"]) for doc in keys.values() if doc.get("open_insight")]
         insights = await _by_ids(self.insights, open_ids, {"outbox": 0}) if open_ids else {}
         return customers, keys, insights
+
+    async def keys_in_full(self, key_ids: Sequence[str]) -> dict[str, Document]:
+        return await _by_ids(self.keys, key_ids)
 
     async def apply(self, plan: Plan) -> None:
         """The turn's writes, made in one go (one bulkWrite and transaction when coalesced)."""
@@ -164,8 +172,14 @@ class InsightStore:
         return [doc["_id"] for doc in await found.to_list(None)]
 
     async def insights_of_case(self, case_number: str) -> list[Document]:
-        found = self.insight_cases.find({"case_number": case_number}, {"insight_id": 1})
-        ids = [str(doc["insight_id"]) for doc in await found.to_list(None)]
+        """The insights a case is in: named by its triage (it joined them), or listed at
+        detection (``insight_cases``: it came before)."""
+        case, listed = await asyncio.gather(
+            self.cases.find_one({"_id": case_number}, {"insights": 1}),
+            self.insight_cases.find({"case_number": case_number}, {"insight_id": 1}).to_list(None),
+        )
+        ids = [*(str(i) for i in (case or {}).get("insights") or []),
+               *(str(doc["insight_id"]) for doc in listed)]  # fmt: skip
         return list((await _by_ids(self.insights, ids)).values()) if ids else []
 
     async def link_systemic(

@@ -78,6 +78,8 @@ class Plan:
     detected: list[tuple[str, str]] = field(default_factory=list)  # (kind, category)
     cases_counted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     check_at: list[datetime] = field(default_factory=list)
+    # Keys about to open an insight that were loaded without their recent cases.
+    needs_recent: list[str] = field(default_factory=list)
 
 
 def voice_id(voice: str) -> str:
@@ -117,10 +119,11 @@ def plan_turn(
 ) -> Plan:
     plan = Plan()
     state: dict[str, _Key] = {}
+    working: dict[str, Document] = {}
     ordered = sorted(observations, key=lambda o: (o.at, o.case_number))
     for observation in ordered:
         plan.observed.setdefault(observation.case_number, Observed())
-        _count(observation, customers, keys, state, plan, rules)
+        _count(observation, customers, working, keys, state, plan, rules)
     opened: list[tuple[str, str, list[str]]] = []  # (insight id, kind, cases) this turn
     for key_id in sorted(state, key=lambda k: (KINDS.index(state[k].key.kind), k)):
         _decide(state[key_id], insights, opened, plan, rules, policy_version, now)
@@ -128,14 +131,15 @@ def plan_turn(
 
 
 def _count(
-    observation: Observation, customers: dict[str, Document], keys: dict[str, Document],
-    state: dict[str, _Key], plan: Plan, rules: InsightsPolicy,
+    observation: Observation, customers: dict[str, Document], working: dict[str, Document],
+    keys: dict[str, Document], state: dict[str, _Key], plan: Plan, rules: InsightsPolicy,
 ) -> None:  # fmt: skip
     who = voice_id(observation.voice)
-    customer = customers.setdefault(who, {"_id": who})
-    # A voice whose cases had no key yet has no hours; one stored before has no guard.
-    customer.setdefault("k", {})
-    customer.setdefault("c", [])
+    if who not in working:  # the turn's own copy: what the store holds is not changed
+        stored = customers.get(who) or {}
+        # A voice whose cases had no key yet has no hours.
+        working[who] = {"k": dict(stored.get("k") or {}), "c": list(stored.get("c") or [])}
+    customer = working[who]
     counted_before = any(entry.get("c") == observation.case_number for entry in customer["c"])
     hour, day = hour_key(observation.at), day_key(observation.at)
     empty: Document = {"$set": {}, "$push": {}, "$max": {}}
@@ -209,6 +213,9 @@ def _decide(
         opened.append((insight["_id"], key.kind, list(insight.get("case_numbers") or [])))
         return
     if not entry.fresh or not verdict.opens:
+        return
+    if "recent" not in document and document:
+        plan.needs_recent.append(key.id)  # loaded without: planned again with it
         return
     cases = window_cases(recent, verdict)
     first = first_seen(recent, verdict)
@@ -315,7 +322,8 @@ def _join(
         update["$set"] |= {"update_pending": True,
                            "check_at": min(check_at, published + interval)}  # fmt: skip
     plan.joined[insight_id_] = update
-    plan.insight_cases.extend(_case_document(insight_id_, case) for case in new_cases)
+    # A joining case's own triage document names its insights (Observed.insights): no
+    # document per insight and case here, whatever the number of insights it joins.
     plan.cases_counted[insight_key.kind] += len(new_cases)
     plan.check_at.append(update["$set"]["check_at"])
 
