@@ -157,6 +157,8 @@ class Detector:
                          policy.version, now)  # fmt: skip
         if plan.needs_recent:  # an insight opens: the turn again, with those keys' cases
             keys |= await self.store.keys_in_full(plan.needs_recent)
+            for key_id in plan.needs_recent:  # read in full now, whatever it holds
+                keys.get(key_id, {}).setdefault("recent", [])
             plan = plan_turn(observations, customers, keys, insights, policy.insights,
                              policy.version, now)  # fmt: skip
         if plan.created:
