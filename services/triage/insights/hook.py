@@ -72,7 +72,7 @@ class Insights:
         return with_reasons(decision, observed.reasons), observed
 
     async def erase_traces(self, erasure: Erasure, log: ErasureLog) -> None:
-        """An erasure step: the customer's cases' sightings and sample texts go."""
+        """An erasure step: the customer's cases' voices and sample texts go."""
         await self.store.erase_cases(await _erased_cases(erasure, log))
 
     async def on_acknowledge(self, raw: Document) -> None:
