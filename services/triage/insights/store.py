@@ -28,6 +28,7 @@ are stored all or nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,9 @@ Document = dict[str, Any]
 Publish = Callable[[list[Document]], Awaitable[None]]
 # A word used for more products than this names none of them: no need to remember more.
 TERM_SKUS = 3
+# How long an instance trusts what it read of product words, and how many it keeps.
+TERMS_TTL_SECONDS = 60.0
+TERMS_CACHED = 20_000
 
 
 class InsightStore:
@@ -53,6 +57,8 @@ class InsightStore:
         self.insights = db["insights"]
         self.insight_cases = db["insight_cases"]
         self.cases = cases
+        # Product word -> (trusted until, SKUs or None): see skus_by_term.
+        self._terms: dict[str, tuple[float, list[str] | None]] = {}
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("last_at", 1)])
@@ -70,20 +76,35 @@ class InsightStore:
     # --- products -----------------------------------------------------------------------
 
     async def skus_by_term(self, terms: Iterable[str]) -> dict[str, list[str]]:
+        """The SKUs each word was used for. Answers are kept for ``TERMS_TTL_SECONDS``: a
+        complaint's ten words were ten lookups per case, and what app forms teach
+        changes slowly (this instance's own lessons are seen at once; another
+        instance's within the TTL)."""
         wanted = list(dict.fromkeys(terms))
-        found = await asyncio.gather(*(self.terms.find_one({"_id": term}) for term in wanted))
-        return {term: list(doc.get("skus") or []) for term, doc in zip(wanted, found, strict=True)
-                if doc is not None}  # fmt: skip
+        now = time.monotonic()
+        missing = [t for t in wanted if self._terms.get(t, (0.0, None))[0] <= now]
+        if missing:
+            found = await asyncio.gather(*(self.terms.find_one({"_id": t}) for t in missing))
+            if len(self._terms) > TERMS_CACHED:
+                self._terms.clear()
+            for term, doc in zip(missing, found, strict=True):
+                skus = list(doc.get("skus") or []) if doc is not None else None
+                self._terms[term] = (now + TERMS_TTL_SECONDS, skus)
+        answers = {term: self._terms[term][1] for term in wanted}
+        return {term: list(skus) for term, skus in answers.items() if skus is not None}
 
     async def learn_terms(
         self, pairs: Sequence[tuple[str, str]], known: dict[str, list[str]]
     ) -> None:
         """Remember which product each word was used for; only what is new is written."""
+        new = [(term, sku) for term, sku in pairs
+               if sku not in known.get(term, []) and len(known.get(term, [])) < TERM_SKUS]  # fmt: skip
         await asyncio.gather(*(
             self.terms.update_one({"_id": term}, {"$addToSet": {"skus": sku}}, upsert=True)
-            for term, sku in pairs
-            if sku not in known.get(term, []) and len(known.get(term, [])) < TERM_SKUS
+            for term, sku in new
         ))  # fmt: skip
+        for term, _ in new:  # read again next time: the store has the merged list
+            self._terms.pop(term, None)
 
     # --- a turn -----------------------------------------------------------------------------
 
