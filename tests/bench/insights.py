@@ -277,6 +277,15 @@ async def measure(uri: str, name: str, history: list[Document], stream: list[Doc
     for side, service in services.items():
         published = dict(sorted(service.published.items()))
         insights = await service.kit.db["insights"].count_documents({})
+        kinds = Counter(
+            f"{doc['kind']}/{doc['category']}"
+            for doc in await service.kit.db["insights"]
+            .find({}, {"kind": 1, "category": 1})
+            .sort("_id", 1)
+            .to_list(None)
+        )
+        if kinds:
+            print(f"    insights by kind/category: {dict(sorted(kinds.items()))}")
         print(f"  {side} the detector: {insights} insights stored; published {published}")
         if service.split:
             print(

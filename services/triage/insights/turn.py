@@ -209,8 +209,8 @@ def _decide(
         plan.keys[key.id] = update
         open_id, insight = None, None
     if open_id and insight is not None:
-        _join(entry, insight, verdict, plan, rules, now)
-        opened.append((insight["_id"], key.kind, list(insight.get("case_numbers") or [])))
+        cases_now = _join(entry, insight, verdict, plan, rules, now)
+        opened.append((insight["_id"], key.kind, cases_now))
         return
     if not entry.fresh or not verdict.opens:
         return
@@ -283,17 +283,19 @@ def compact(update: Document) -> Document:
 def _join(
     entry: _Key, insight: Document, verdict: Verdict, plan: Plan, rules: InsightsPolicy,
     now: datetime,
-) -> None:  # fmt: skip
-    """The turn's cases of the key's window join its open insight: counts, their case
-    documents, and an ``updated`` event unless one went out less than the interval ago."""
+) -> list[str]:  # fmt: skip
+    """The turn's cases of the key's window join its open insight: counts, and an
+    ``updated`` event unless one went out less than the interval ago. Returns the cases
+    the insight is known to hold now (its listed ones and this turn's), which less
+    specific groups of the turn are compared with."""
     insight_key = entry.key
     inside = [o for o in entry.fresh if o.at >= verdict.window_start]
     for observation in [*inside, *(o for o in entry.seen if o.at >= verdict.window_start)]:
         _tell(plan, observation, insight, insight_key, verdict, rules)
-    if not inside:
-        return
-    insight_id_ = insight["_id"]
     listed = list(insight.get("case_numbers") or [])
+    if not inside:
+        return listed
+    insight_id_ = insight["_id"]
     room = max(0, rules.max_listed_cases - len(listed))
     new_cases = list(dict.fromkeys(o.case_number for o in inside if o.case_number not in listed))
     total = int(insight.get("case_total") or len(listed)) + len(new_cases)
@@ -326,6 +328,7 @@ def _join(
     # document per insight and case here, whatever the number of insights it joins.
     plan.cases_counted[insight_key.kind] += len(new_cases)
     plan.check_at.append(update["$set"]["check_at"])
+    return [*listed, *new_cases]
 
 
 def _outbox(messages: list[OutboundMessage]) -> Document:
