@@ -98,16 +98,14 @@ class Prediction:
 
     def _top(self, row: int, count: int) -> list[str]:
         """The readable features that contributed most, none contained in another."""
-        names = self.model.vocabulary_names(self.columns)
         contributions = self.contributions[row]
         chosen: list[str] = []
         for position in np.argsort(-contributions):
             if contributions[position] <= 0 or len(chosen) >= count:
                 break
-            text = names[position][2:]
-            if not readable(names[position]) or any(
-                text in kept or kept in text for kept in chosen
-            ):
+            name = self.model.feature_name(int(self.columns[position]))
+            text = name[2:]
+            if not readable(name) or any(text in kept or kept in text for kept in chosen):
                 continue
             chosen.append(text)
         return chosen
@@ -149,14 +147,16 @@ class TriageClassifier:
         """Probabilities for text whose rule evidence is ``evidence``."""
         counts = Counter(features(evidence.canonical, self.settings))
         index: list[int] = []
-        values: list[float] = []
+        seen: list[int] = []
+        lookup = self.vocabulary.get
         for feature, count in counts.items():
-            column = self.vocabulary.get(feature)
+            column = lookup(feature)
             if column is not None:
                 index.append(column)
-                values.append((1.0 + math.log(count)) * float(self.idf[column]))
+                seen.append(count)
+        # Sublinear TF times IDF, as the vectorizer computed it in training, in one step.
         columns_text = np.array(index, dtype=int)
-        weights = np.array(values)
+        weights = (1.0 + np.log(np.array(seen, dtype=np.float64))) * self.idf[columns_text]
         words = columns_text >= self.word_start
         # Each block has unit length, or less for a short text (see _unit).
         for block, floor in ((~words, self.char_floor), (words, self.word_floor)):
@@ -185,13 +185,14 @@ class TriageClassifier:
             contributions,
         )
 
-    def vocabulary_names(self, columns: NDArray[np.int_]) -> list[str]:
+    def feature_name(self, column: int) -> str:
+        """The feature a column stands for (text features, then rule features)."""
         if not hasattr(self, "_names"):
             names = [""] * len(self.vocabulary)
-            for feature, column in self.vocabulary.items():
-                names[column] = feature
+            for feature, number in self.vocabulary.items():
+                names[number] = feature
             self._names = names + self.rule_names
-        return [self._names[int(column)] for column in columns]
+        return self._names[column]
 
 
 def model_version(digest: str, rules: TriagePolicy) -> str:

@@ -31,13 +31,15 @@ def features(form: str, settings: TriageModel) -> list[str]:
     out: list[str] = []
     squeezed = " ".join(form.split())
     for size in range(settings.char_ngram_min, settings.char_ngram_max + 1):
-        for start in range(len(squeezed) - size + 1):
-            gram = squeezed[start : start + size]
-            if gram[0] in _SKIP or gram[-1] in _SKIP:
-                continue
-            if size == 1 and gram.isascii():
-                continue  # single Latin letters say nothing
-            out.append(CHAR + gram)
+        if size == 1:  # single Latin letters say nothing
+            out.extend(CHAR + char for char in squeezed if not char.isascii() and char not in _SKIP)
+            continue
+        last = size - 1
+        out.extend(
+            CHAR + squeezed[start : start + size]
+            for start in range(len(squeezed) - last)
+            if squeezed[start] not in _SKIP and squeezed[start + last] not in _SKIP
+        )
     tokens = words(form)
     for size in range(1, settings.word_ngram_max + 1):
         for start in range(len(tokens) - size + 1):

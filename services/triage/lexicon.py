@@ -72,10 +72,12 @@ class TermSet:
     def __init__(self, weighted: Iterable[tuple[str, float]]) -> None:
         self.cjk: list[tuple[str, str, float]] = []  # (canonical, as written, weight)
         self.ascii: dict[tuple[str, ...], tuple[str, float]] = {}
-        self.gapped: list[tuple[re.Pattern[str], str, float]] = []
+        # (pattern, the literal parts every match contains, as written, weight)
+        self.gapped: list[tuple[re.Pattern[str], tuple[str, ...], str, float]] = []
         for written, weight in weighted:
             if "~" in written:
-                self.gapped.append((_gap_pattern(written), written, weight))
+                parts = tuple(part for part in _gap_parts(written) if part)
+                self.gapped.append((_gap_pattern(written), parts, written, weight))
                 continue
             form = canonical(written)
             if not form:
@@ -122,11 +124,13 @@ class TermIndex:
         self._scan_words(prepared, found)
         for number, terms in enumerate(self.sets):
             hits = found[number]
-            for pattern, written, weight in terms.gapped:
-                hits.extend(
-                    Hit(written, weight, m.start(), m.end())
-                    for m in pattern.finditer(prepared.text)
-                )
+            for pattern, parts, written, weight in terms.gapped:
+                # Most texts lack a part: a substring test is far cheaper than the search.
+                if all(part in prepared.text for part in parts):
+                    hits.extend(
+                        Hit(written, weight, m.start(), m.end())
+                        for m in pattern.finditer(prepared.text)
+                    )
             hits.sort(key=lambda hit: hit.start)
             prepared.found[id(terms)] = hits
 
@@ -161,8 +165,13 @@ class TermIndex:
                         found[number].append(Hit(written, weight, spans[index][0], end))
 
 
+def _gap_parts(written: str) -> list[str]:
+    """The canonical literal parts of a term with gaps ("charge~after")."""
+    return [canonical(part) for part in written.split("~")]
+
+
 def _gap_pattern(written: str) -> re.Pattern[str]:
-    parts = [canonical(part) for part in written.split("~")]
+    parts = _gap_parts(written)
     pieces: list[str] = []
     for index, part in enumerate(parts):
         escaped = re.escape(part)

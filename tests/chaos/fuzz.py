@@ -195,7 +195,8 @@ def expectation(topic: str, raw: bytes, timestamp_ms: int) -> str:
         return f"dlq:internal_error:{type(crash).__name__}"
     if complaint.auto_reply_reason:
         return "auto_reply"
-    return f"source:{complaint.source_key}"
+    # The id as the case events carry it; intake stores its digest (stored_source).
+    return f"source:{complaint.channel.value}:{complaint.source_ref}"
 
 
 def _rss_kib(pid: int | None, field: str) -> int:
