@@ -371,6 +371,7 @@ class InsightsPolicy(_Strict):
     cold_start_days: int = Field(ge=0, le=60)
     update_interval_minutes: int = Field(ge=0, le=24 * 60)
     keywords_per_script: int = Field(ge=0, le=20)
+    phrases_per_case: int = Field(ge=0, le=20)
     max_inferred_products: int = Field(ge=0, le=10)
     max_tracked_cases: int = Field(ge=10, le=500)
     max_listed_cases: int = Field(ge=10, le=500)

@@ -30,6 +30,7 @@ from services.triage.insights.keys import (
     item_terms,
     skus_of,
     text_features,
+    text_terms,
 )
 from services.triage.insights.messages import insight_message
 from services.triage.insights.redact import redact, sample_text
@@ -98,12 +99,17 @@ class Detector:
         )
         items = [item for item in opened.get("items") or [] if isinstance(item, dict)]
         products = skus_of(items)
-        learned = item_terms(items, rules.keywords_per_script, ignore)
+        learned = [*item_terms(items, rules.keywords_per_script, ignore),
+                   *text_terms(products, features.phrases)]  # fmt: skip
         known = await self.store.skus_by_term([*features.phrases, *(term for term, _ in learned)])
         await self.store.learn_terms(learned, known)
         if not products:
             products = infer_products(features.phrases, known, rules.max_inferred_products)
-        return case_keys(category, products, features.couriers, features.cities, features.phrases)
+        # A case with a named cause (product, courier, city) is counted there; phrases,
+        # the weakest evidence, only for a case without one (and a few: one update each).
+        named = bool(products or features.couriers or features.cities)
+        phrases = [] if named else features.phrases[: rules.phrases_per_case]
+        return case_keys(category, products, features.couriers, features.cities, phrases)
 
     async def observe(self, opened: Document, category: str) -> Observed:
         """Count the case in its keys (with the other cases of its turn); the insights

@@ -237,6 +237,16 @@ def item_terms(
     return list(dict.fromkeys(found))
 
 
+def text_terms(skus: Sequence[str], phrases: Iterable[str]) -> list[tuple[str, str]]:
+    """(term, sku): the key words of an app form's own text, when it names exactly one
+    product. Product names come in one language (陶瓷馬克杯), customers write in theirs
+    ("my mug cracked"): their words teach the product's other names, so that a mail in
+    either language names it. A word also used for other products names none."""
+    if len(skus) != 1:
+        return []
+    return [(term, skus[0]) for term in dict.fromkeys(phrases)]
+
+
 def infer_products(
     words: Iterable[str], skus_by_term: Mapping[str, Sequence[str]], limit: int
 ) -> list[str]:
