@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,10 @@ class Insights:
         await self.store.ensure_indexes()
         # The dictionaries load in about a second: before records are taken, off the loop.
         await asyncio.to_thread(warm_up)
+        # What is loaded by now (the dictionaries, the classifier, the libraries) lives
+        # as long as the process: out of the collector's sight, a full collection no
+        # longer walks it (about 0.1 s each on triage's heap, several per thousand cases).
+        gc.freeze()
 
     async def observe(
         self, opened: Document, decision: TriageDecision, stored: Document | None, event_id: str

@@ -160,13 +160,17 @@ def _folded(terms: tuple[str, ...]) -> frozenset[str]:
 
 @lru_cache(maxsize=16)
 def _gazetteer(
-    entries: tuple[tuple[str, tuple[str, ...]], ...],
-) -> tuple[re.Pattern[str], dict[str, str]]:
-    """One pattern for every alias (longest first), and alias -> canonical name."""
-    canonical: dict[str, str] = {}
-    for name, aliases in entries:
-        for alias in (name, *aliases):
-            canonical.setdefault(fold(alias), name)
+    couriers: tuple[tuple[str, tuple[str, ...]], ...],
+    cities: tuple[tuple[str, tuple[str, ...]], ...],
+) -> tuple[re.Pattern[str], dict[str, tuple[str, str]]]:
+    """One pattern for every courier and city alias (longest first: 新竹物流 is read as
+    the courier before 新竹 can be the city), and alias -> (kind, canonical name).
+    One pass over the text instead of one per list and per removal."""
+    canonical: dict[str, tuple[str, str]] = {}
+    for kind, entries in (("courier", couriers), ("city", cities)):
+        for name, aliases in entries:
+            for alias in (name, *aliases):
+                canonical.setdefault(fold(alias), (kind, name))
     parts = []
     for alias in sorted(canonical, key=len, reverse=True):
         escaped = re.escape(alias)
@@ -198,16 +202,20 @@ def text_features(
     cities ("新竹物流" is a courier, not the city 新竹); neither is read again for phrases
     (they have keys of their own)."""
     folded = fold(redact_names(text, marked=False))
-    courier_pattern, courier_names = _gazetteer(_entries(couriers))
-    found_couriers = [courier_names[m.group(0)] for m in courier_pattern.finditer(folded)]
-    rest = courier_pattern.sub("，", folded)
-    city_pattern, city_names = _gazetteer(_entries(cities))
-    found_cities = [city_names[m.group(0)] for m in city_pattern.finditer(rest)]
-    rest = city_pattern.sub("，", rest)
+    pattern, names = _gazetteer(_entries(couriers), _entries(cities))
+    found: dict[str, list[str]] = {"courier": [], "city": []}
+    rest: list[str] = []
+    position = 0
+    for match in pattern.finditer(folded):
+        kind, name = names[match.group(0)]
+        found[kind].append(name)
+        rest.extend((folded[position : match.start()], "，"))
+        position = match.end()
+    rest.append(folded[position:])
     return TextFeatures(
-        list(dict.fromkeys(found_couriers)),
-        list(dict.fromkeys(found_cities)),
-        keywords(text, limit, ignore, folded=rest),
+        list(dict.fromkeys(found["courier"])),
+        list(dict.fromkeys(found["city"])),
+        keywords(text, limit, ignore, folded="".join(rest)),
     )
 
 
