@@ -13,6 +13,7 @@ store's work per case.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -117,8 +118,8 @@ class Detector:
         rules = self.policy().insights
         case_number = opened["case_number"]
         keys = await self.keys_of(opened, category)
-        sample = sample_text(opened.get("subject") or "", opened.get("text") or "",
-                             rules.sample_chars)  # fmt: skip
+        sample = functools.partial(sample_text, opened.get("subject") or "",
+                                   opened.get("text") or "", rules.sample_chars)  # fmt: skip
         observation = Observation(
             case_number,
             customer_of(opened.get("customer_id"), case_number),

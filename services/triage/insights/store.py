@@ -42,8 +42,9 @@ from services.triage.insights.turn import Plan, compact
 
 Document = dict[str, Any]
 Publish = Callable[[list[Document]], Awaitable[None]]
-# A word used for more products than this names none of them: no need to remember more.
-TERM_SKUS = 3
+# A word used for two products names neither (infer_products wants exactly one): no
+# need to remember more than two (each one more is a write).
+TERM_SKUS = 2
 # How long an instance trusts what it read of product words, and how many it keeps.
 TERMS_TTL_SECONDS = 60.0
 TERMS_CACHED = 20_000

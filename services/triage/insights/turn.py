@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,7 +56,12 @@ class Observation:
     voice: str  # customer_of(): the customer, or the case itself
     at: datetime
     keys: tuple[CaseKey, ...]
-    sample: str
+    # Its redacted sample text, or how to make it: a key keeps only its last few, so
+    # most cases' samples are never made (redaction is most of their cost).
+    sample: str | Callable[[], str]
+
+    def sample_text(self) -> str:
+        return self.sample if isinstance(self.sample, str) else self.sample()
 
 
 @dataclass
@@ -101,7 +107,7 @@ class _Key:
     live_inc: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     day_inc: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     recent: list[Document] = field(default_factory=list)
-    samples: list[Document] = field(default_factory=list)
+    samples: list[Observation] = field(default_factory=list)
     fresh: list[Observation] = field(default_factory=list)
     seen: list[Observation] = field(default_factory=list)  # counted before (redelivered)
     last_at: datetime | None = None
@@ -167,8 +173,7 @@ def _count(
         entry.days[day] = entry.days.get(day, 0) + 1
         entry.day_inc[day] += 1
         entry.recent.append({"c": observation.case_number, "t": observation.at})
-        if observation.sample:
-            entry.samples.append({"c": observation.case_number, "s": observation.sample})
+        entry.samples.append(observation)
         entry.last_at = max(entry.last_at or observation.at, observation.at)
         entry.since = min(entry.since or observation.at, observation.at)
     if counted_before:
@@ -228,7 +233,8 @@ def _decide(
         update.setdefault("$inc", {})["generation"] = 1
         update["$setOnInsert"].pop("open_insight", None)
         update["$setOnInsert"].pop("generation", None)
-    samples = [*(document.get("samples") or []), *entry.samples][-rules.sample_texts :]
+    samples = [*(document.get("samples") or []), *_samples(entry.samples, rules.sample_texts)]
+    samples = samples[-rules.sample_texts :] if rules.sample_texts else []
     created = new_insight(new_id, key, verdict, cases, first, samples, now, policy_version,
                           rules.max_listed_cases)  # fmt: skip
     message = insight_message("detected", created, rules.window_hours, now, ("detected",))
@@ -265,14 +271,27 @@ def _key_update(entry: _Key, verdict: Verdict, rules: InsightsPolicy) -> Documen
     if entry.recent:
         recent = entry.recent[-rules.max_tracked_cases :]
         update["$push"] = {"recent": {"$each": recent, "$slice": -rules.max_tracked_cases}}
-        if entry.samples:
-            samples = entry.samples[-max(rules.sample_texts, 1) :]
+        samples = _samples(entry.samples, max(rules.sample_texts, 1))
+        if samples:
             update["$push"]["samples"] = {"$each": samples, "$slice": -max(rules.sample_texts, 1)}
     if entry.last_at is not None:
         update["$max"] = {"last_at": entry.last_at}
         update["$min"] = {"since": entry.since}
     update["$setOnInsert"]["open_insight"] = None
     return update
+
+
+def _samples(observations: list[Observation], count: int) -> list[Document]:
+    """The last ``count`` non-empty samples of ``observations``, oldest first (only
+    those are made)."""
+    found: list[Document] = []
+    for observation in reversed(observations):
+        if len(found) == count:
+            break
+        text = observation.sample_text()
+        if text:
+            found.append({"c": observation.case_number, "s": text})
+    return found[::-1]
 
 
 def compact(update: Document) -> Document:
