@@ -171,9 +171,9 @@ def _gazetteer(
         for name, aliases in entries:
             for alias in (name, *aliases):
                 canonical.setdefault(fold(alias), (kind, name))
-    aliases = sorted(canonical, key=len, reverse=True)
-    chinese = "|".join(re.escape(alias) for alias in aliases if not alias.isascii())
-    latin = "|".join(re.escape(alias) for alias in aliases if alias.isascii())
+    longest_first = sorted(canonical, key=len, reverse=True)
+    chinese = "|".join(re.escape(alias) for alias in longest_first if not alias.isascii())
+    latin = "|".join(re.escape(alias) for alias in longest_first if alias.isascii())
     # Latin aliases are whole words ("ups" is not in "cups"); Chinese ones are not. The
     # word boundaries are written once around the group, not per alias (5x faster).
     parts = [*([f"(?:{chinese})"] if chinese else []),
