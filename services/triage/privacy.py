@@ -6,9 +6,10 @@ Triage's documents that name a customer:
   later messages' texts, a reopening's reason (it quotes the customer's survey comment,
   and the decision's reasons repeat it), pending events;
 - ``customers``: the copy of the CRM profile;
-- ``insight_keys``, ``insight_customers`` and ``insights`` (insights/store.py): a case's
-  sample text, and its customer voice (a digest of the customer id, with its last case
-  numbers); removed by the insights' step after the cases.
+- ``insight_keys`` and ``insights`` (insights/store.py): a case's sample text, and its
+  mark in each key it was counted in (a digest of the customer id and one of the case
+  number; the case document's ``insight_keys`` names those keys); removed by the
+  insights' step after the cases.
 
 Masking keeps the decision (category, urgency, deadlines, alarms), the revision, the
 customer's tier and lifetime value (the decision's facts) and every date.

@@ -180,7 +180,8 @@ class TriageService:
         policy = await self.current_policy()
         decision = decide(facts_from_opened(data, customer, previous), policy)
         stored = await self.cases.find_one(
-            {"_id": case_number}, {"applied": 1, "insights": 1, "insight_reasons": 1, MASKED: 1}
+            {"_id": case_number},
+            {"applied": 1, "insights": 1, "insight_reasons": 1, "insight_keys": 1, MASKED: 1},
         )
         decision, observed = await self.insights.observe(data, decision, stored, event["id"])
         case = {"opened": data, "customer": customer}
@@ -210,6 +211,7 @@ class TriageService:
                     "alarm_version": 0,
                     "insights": observed.insights,
                     "insight_reasons": observed.reasons,
+                    "insight_keys": observed.keys,
                     **add_to_outbox([message]),
                 }
             },

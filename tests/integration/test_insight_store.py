@@ -1,7 +1,7 @@
 """The insight store on the real store, through the coalescing client the services use:
 a turn's cases count once whatever is redelivered, the documents stay the same size
 however big the surge, one open insight per key with every case in insight_cases,
-quiet keys and customers go, and erasure removes what a case left."""
+quiet keys go, and erasure removes what a case left."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from pymongo import AsyncMongoClient
 from services.policy import load_policy
 from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
 from services.triage.insights.detection import Detector, InsightMetrics
-from services.triage.insights.detector import day_key, evaluate
+from services.triage.insights.detector import day_key, evaluate, hour_key
 from services.triage.insights.keys import CaseKey
 from services.triage.insights.store import InsightStore
+from services.triage.insights.turn import SEEN_PER_HOUR, case_mark
 from tests.support.infra import Infra
 
 POLICY = load_policy()
@@ -87,6 +88,11 @@ async def test_a_turn_counts_each_customer_once_and_a_redelivered_turn_nothing(
     assert sum(key["days"].values()) == 3  # every case counts in the baseline once
     # Oldest first (the turn counts its cases in the order they came in).
     assert [entry["c"] for entry in key["recent"]] == [cases[i]["case_number"] for i in (0, 2, 1)]
+    # The guard is the key's own marks: no document per customer or case.
+    marks = [mark for hour in key["seen"].values() for mark in hour]
+    assert sorted(marks) == sorted(case_mark(f"customer:{c['customer_id']}", c["case_number"])
+                                   for c in cases)  # fmt: skip
+    assert "insight_customers" not in await store.keys.database.list_collection_names()
     assert published == []
 
 
@@ -100,7 +106,9 @@ async def test_documents_stay_the_same_size_however_big_the_surge(store: Insight
         await turn(found, cases)
         key = await store.key(KEY.id)
         assert key is not None
-        sizes.append((len(key["live"]), len(key["days"]), len(key["recent"])))
+        marks = max(len(hour) for hour in key["seen"].values())
+        sizes.append((len(key["live"]), len(key["days"]), len(key["recent"]), len(key["seen"])))
+        assert marks <= SEEN_PER_HOUR  # 240 customers in an hour: the rest count unmarked
     assert sizes[-1] == sizes[1] and sizes[-1][2] == RULES.max_tracked_cases
     (insight,) = await store.insights.find({}).to_list(None)
     # Every case after detection joins; at detection, the window's cases the key remembers.
@@ -118,7 +126,7 @@ async def test_documents_stay_the_same_size_however_big_the_surge(store: Insight
     assert verdict.count == 240 and verdict.above
 
 
-async def test_quiet_keys_and_customers_are_forgotten_and_open_keys_kept(
+async def test_quiet_keys_are_forgotten_and_open_keys_kept(
     store: InsightStore,
 ) -> None:
     quiet, busy = CaseKey("phrase", "other", "某詞"), CaseKey("phrase", "other", "另一詞")
@@ -131,22 +139,28 @@ async def test_quiet_keys_and_customers_are_forgotten_and_open_keys_kept(
     assert quiet.id in stale and busy.id not in stale
     assert await store.forget_keys(stale, later) >= 1
     assert await store.key(quiet.id) is None and await store.key(busy.id) is not None
-    assert await store.customers.count_documents({}) == 1
-    assert await store.forget_customers(later, 100) == 1
-    assert await store.customers.count_documents({}) == 0
 
 
-async def test_erasure_removes_samples_and_the_voice_of_a_case(store: InsightStore) -> None:
+async def test_erasure_removes_samples_and_the_marks_of_a_case(store: InsightStore) -> None:
     found = detector(store, Published())
     case = opened(7, "My mug cracked, call me on 0912-345-678", T0, items=[{"sku": "MUG-01"}])
-    await turn(found, [case])
+    other = opened(8, "Mine too", T0, items=[{"sku": "MUG-01"}])
+    observed = (await turn(found, [case, other]))[0]
+    assert observed.keys == [KEY.id]
+    # Its triage document names the keys (the service writes observed.keys there); a
+    # key that no longer lists the case among its recent ones is found through it.
+    await store.cases.update_one({"_id": case["case_number"]},
+                                 {"$set": {"insight_keys": observed.keys}}, upsert=True)  # fmt: skip
+    await store.keys.update_one({"_id": KEY.id}, {"$set": {"recent": []}})
     key = await store.key(KEY.id)
-    assert key is not None and [s["c"] for s in key["samples"]] == [case["case_number"]]
+    assert key is not None and next(s["c"] for s in key["samples"]) == case["case_number"]
+    mine = case_mark("customer:C-7", case["case_number"])
+    assert mine in key["seen"][hour_key(T0)]
     changed = await store.erase_cases([case["case_number"]])
     assert KEY.id in changed
     key = await store.key(KEY.id)
-    assert key is not None and key["samples"] == []
-    assert await store.customers.count_documents({"c.c": case["case_number"]}) == 0
+    assert key is not None and [s["c"] for s in key["samples"]] == [other["case_number"]]
+    assert key["seen"][hour_key(T0)] == [case_mark("customer:C-8", other["case_number"])]
 
 
 async def test_the_detector_counts_products_learnt_from_app_forms(store: InsightStore) -> None:

@@ -108,7 +108,7 @@ def test_a_turn_makes_only_the_samples_its_keys_keep() -> None:
     key = CaseKey("product", "product_defect", "MUG-01")
     turn = [Observation(f"CS-{n}", f"customer:C-{n}", T0 + timedelta(seconds=n), (key,), sample(n))
             for n in range(40)]  # fmt: skip
-    plan = plan_turn(turn, {}, {}, {}, RULES, POLICY.version, T0)
+    plan = plan_turn(turn, {}, {}, RULES, POLICY.version, T0)
     pushed = plan.keys[key.id]["$push"]["samples"]["$each"]
     assert [s["c"] for s in pushed] == ["CS-37", "CS-38", "CS-39"]
     assert sorted(made) == ["CS-37", "CS-38", "CS-39"]

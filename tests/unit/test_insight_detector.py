@@ -21,7 +21,7 @@ from services.triage.insights.detector import (
     threshold,
 )
 from services.triage.insights.keys import CaseKey
-from services.triage.insights.turn import Observation, plan_turn, voice_id
+from services.triage.insights.turn import SEEN_PER_HOUR, Observation, case_mark, plan_turn
 
 POLICY = load_policy()
 RULES = POLICY.insights
@@ -134,7 +134,7 @@ def test_a_turn_writes_one_update_per_key_however_many_cases_it_holds() -> None:
     for size in (10, 200):
         turn = [observation(n, f"C-{n}", T0 + timedelta(seconds=n), MUG, phrase)
                 for n in range(size)]  # fmt: skip
-        plan = plan_turn(turn, {}, {MUG.id: old_key()}, {}, RULES, POLICY.version, T0)
+        plan = plan_turn(turn, {MUG.id: old_key()}, {}, RULES, POLICY.version, T0)
         assert sorted(plan.keys) == sorted([MUG.id, phrase.id])
         update = plan.keys[MUG.id]
         # Fixed-size buckets, a bounded list: the same shape at 10 cases and at 200.
@@ -145,30 +145,51 @@ def test_a_turn_writes_one_update_per_key_however_many_cases_it_holds() -> None:
         (created,) = plan.created  # the product opens (with history); the new phrase is cold
         assert created["case_total"] == min(size, RULES.max_tracked_cases)
         assert len(created["case_numbers"]) <= RULES.max_listed_cases
-        assert len(plan.customers) == size
+        # Each case's mark (customer and case digests) in its hour, at most SEEN_PER_HOUR.
+        marks = update["$push"][f"seen.{hour_key(T0)}"]["$each"]
+        assert len(marks) == min(size, SEEN_PER_HOUR)
+        assert marks[0] == case_mark("customer:C-0", "CS-0")
 
 
 def test_a_customer_counts_once_and_a_case_counted_before_not_again() -> None:
-    who = voice_id("customer:C-1")
-    earlier = {who: {"_id": who, "k": {}, "c": [{"c": "CS-1", "t": T0}]}}
+    earlier = {**old_key(), "seen": {hour_key(T0): [case_mark("customer:C-1", "CS-1")]}}
     turn = [observation(1, "C-1", T0), observation(2, "C-1", T0 + timedelta(hours=2)),
             observation(3, "C-2", T0 + timedelta(hours=2))]  # fmt: skip
-    plan = plan_turn(turn, earlier, {MUG.id: old_key()}, {}, RULES, POLICY.version, T0)
+    plan = plan_turn(turn, {MUG.id: earlier}, {}, RULES, POLICY.version, T0)
     update = plan.keys[MUG.id]
-    # CS-1 was counted before (a redelivery); C-1's CS-2 and C-2's CS-3 count, one voice each.
-    assert update["$inc"] == {f"live.{hour_key(T0 + timedelta(hours=2))}": 2,
-                              f"days.{day_key(T0)}": 2}  # fmt: skip
+    # CS-1 was counted before (a redelivery): the key holds its mark. C-1's CS-2 and C-2's
+    # CS-3 count, one voice each; C-1's earlier hour had no live count here to move.
+    later_hour = hour_key(T0 + timedelta(hours=2))
+    assert update["$inc"] == {f"live.{later_hour}": 2, f"days.{day_key(T0)}": 2}
+    assert update["$push"][f"seen.{later_hour}"]["$each"] == [
+        case_mark("customer:C-1", "CS-2"), case_mark("customer:C-2", "CS-3")]  # fmt: skip
+    assert plan.observed["CS-1"].keys == [MUG.id]  # its triage names the key all the same
     # C-1 comes back an hour later: their voice moves to the new hour.
-    again = {who: {"_id": who, "k": plan.customers[who]["$set"] and
-                   {k.split(".", 1)[1]: v for k, v in plan.customers[who]["$set"].items()},
-                   "c": [{"c": "CS-2", "t": T0}]}}  # fmt: skip
+    stored = {**old_key(), "live": {later_hour: 2},
+              "seen": {hour_key(T0): [case_mark("customer:C-1", "CS-1")],
+                       later_hour: update["$push"][f"seen.{later_hour}"]["$each"]}}  # fmt: skip
     later = T0 + timedelta(hours=3)
-    second = plan_turn([observation(4, "C-1", later)], again,
-                       {MUG.id: {**old_key(), "live": {hour_key(T0 + timedelta(hours=2)): 2}}},
-                       {}, RULES, POLICY.version, later)  # fmt: skip
-    assert second.keys[MUG.id]["$inc"] == {f"live.{hour_key(T0 + timedelta(hours=2))}": -1,
+    second = plan_turn([observation(4, "C-1", later)], {MUG.id: stored}, {}, RULES,
+                       POLICY.version, later)  # fmt: skip
+    assert second.keys[MUG.id]["$inc"] == {f"live.{later_hour}": -1,
                                            f"live.{hour_key(later)}": 1,
                                            f"days.{day_key(later)}": 1}  # fmt: skip
+    # The same turn again (its batch redelivered): nothing is written.
+    again = plan_turn([observation(4, "C-1", later)],
+                      {MUG.id: {**stored, "seen": {**stored["seen"], hour_key(later): [
+                          case_mark("customer:C-1", "CS-4")]}}},
+                      {}, RULES, POLICY.version, later)  # fmt: skip
+    assert again.keys == {}
+
+
+def test_marks_of_hours_no_window_reads_go_with_their_buckets() -> None:
+    old = T0 - timedelta(hours=RULES.window_hours + 2)
+    stored = {**old_key(), "live": {hour_key(old): 1},
+              "seen": {hour_key(old): [case_mark("customer:C-1", "CS-1")]}}  # fmt: skip
+    plan = plan_turn([observation(2, "C-1", T0)], {MUG.id: stored}, {}, RULES, POLICY.version, T0)
+    update = plan.keys[MUG.id]
+    assert f"seen.{hour_key(old)}" in update["$unset"]
+    assert update["$inc"][f"live.{hour_key(T0)}"] == 1
 
 
 def test_an_open_insight_is_told_at_most_once_per_interval_of_case_time() -> None:
@@ -178,22 +199,21 @@ def test_an_open_insight_is_told_at_most_once_per_interval_of_case_time() -> Non
                 "threshold": 5, "published_case_at": T0, "systemic": []}  # fmt: skip
     key = {**old_key(), "open_insight": "INS-1", "live": {hour_key(T0): 5}}
     soon = [observation(n, f"C-{n}", T0 + timedelta(minutes=n)) for n in range(1, 4)]
-    plan = plan_turn(soon, {}, {MUG.id: key}, {"INS-1": insight_}, RULES, POLICY.version, T0)
+    plan = plan_turn(soon, {MUG.id: key}, {"INS-1": insight_}, RULES, POLICY.version, T0)
     joined = plan.joined["INS-1"]
     assert joined["$inc"] == {"case_total": 3} and joined["$set"]["update_pending"] is True
     assert not any(path.startswith("outbox.") for path in joined["$set"])
     assert [len(plan.insight_cases), plan.flush] == [0, []]  # joiners: their triage says so
     assert all(observed.insights == ["INS-1"] for observed in plan.observed.values())
     later = [observation(9, "C-9", T0 + timedelta(minutes=RULES.update_interval_minutes + 1))]
-    told = plan_turn(later, {}, {MUG.id: key}, {"INS-1": insight_}, RULES, POLICY.version, T0)
+    told = plan_turn(later, {MUG.id: key}, {"INS-1": insight_}, RULES, POLICY.version, T0)
     assert told.flush == ["INS-1"]
     assert any(path.startswith("outbox.") for path in told.joined["INS-1"]["$set"])
     assert all("INS-1" in observed.insights for observed in told.observed.values())
 
 
-def test_a_voice_stored_without_hours_or_cases_is_counted_like_a_new_one() -> None:
-    """A customer whose earlier case had no key at all has a document without hours."""
-    who = voice_id("customer:C-1")
-    plan = plan_turn([observation(1, "C-1", T0)], {who: {"_id": who, "c": [], "at": T0}},
-                     {MUG.id: old_key()}, {}, RULES, POLICY.version, T0)  # fmt: skip
+def test_a_key_stored_without_marks_counts_its_cases_as_new_voices() -> None:
+    """A key written before it kept marks (or whose marks were erased) has none."""
+    plan = plan_turn([observation(1, "C-1", T0)], {MUG.id: old_key()}, {}, RULES,
+                     POLICY.version, T0)  # fmt: skip
     assert plan.keys[MUG.id]["$inc"][f"live.{hour_key(T0)}"] == 1

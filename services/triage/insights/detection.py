@@ -4,8 +4,8 @@ insights, and link what people do about them (acknowledgements, systemic resolut
 A case's keys are worked out by its own handler (CPU only, plus a coalesced read of the
 product words it uses); then the case waits for its TURN: every case the lanes bring
 while the previous turn is being stored is counted together, by the pure
-``turn.plan_turn``, from one read of their customers, keys and open insights, and
-stored with one update per key, per customer and per insight joined (one bulkWrite).
+``turn.plan_turn``, from one read of their keys and open insights, and stored with one
+update per key and per insight joined (one bulkWrite).
 Turns run one after the other, so a busy moment makes the next turn bigger, not the
 store's work per case.
 """
@@ -36,7 +36,7 @@ from services.triage.insights.keys import (
 from services.triage.insights.messages import insight_message
 from services.triage.insights.redact import redact, sample_text
 from services.triage.insights.store import InsightStore, Publish
-from services.triage.insights.turn import Observation, Observed, plan_turn, voice_id
+from services.triage.insights.turn import Observation, Observed, plan_turn
 
 Document = dict[str, Any]
 __all__ = ["Detector", "InsightMetrics", "Observed"]
@@ -155,18 +155,15 @@ class Detector:
     async def count_turn(self, observations: list[Observation]) -> dict[str, Observed]:
         """Count a turn's cases: one read, the pure plan, one write, then the events."""
         policy = self.policy()
-        customers, keys, insights = await self.store.load(
-            [voice_id(o.voice) for o in observations],
-            [key.id for o in observations for key in o.keys],
-        )
+        keys, insights = await self.store.load([key.id for o in observations for key in o.keys])
         now = self.clock()
-        plan = plan_turn(observations, customers, keys, insights, policy.insights,
+        plan = plan_turn(observations, keys, insights, policy.insights,
                          policy.version, now)  # fmt: skip
         if plan.needs_recent:  # an insight opens: the turn again, with those keys' cases
             keys |= await self.store.keys_in_full(plan.needs_recent)
             for key_id in plan.needs_recent:  # read in full now, whatever it holds
                 keys.get(key_id, {}).setdefault("recent", [])
-            plan = plan_turn(observations, customers, keys, insights, policy.insights,
+            plan = plan_turn(observations, keys, insights, policy.insights,
                              policy.version, now)  # fmt: skip
         if plan.created:
             await self._resolved_before(plan.created)

@@ -67,7 +67,9 @@ class Insights:
         customer's case is not counted at all."""
         if stored is not None and event_id in (stored.get("applied") or []):
             observed = Observed(
-                list(stored.get("insight_reasons") or []), list(stored.get("insights") or [])
+                list(stored.get("insight_reasons") or []),
+                list(stored.get("insights") or []),
+                list(stored.get("insight_keys") or []),
             )
         elif stored is not None and stored.get(MASKED):
             # Erased before it reached triage: nothing of it may be kept, not even here.
@@ -77,7 +79,7 @@ class Insights:
         return with_reasons(decision, observed.reasons), observed
 
     async def erase_traces(self, erasure: Erasure, log: ErasureLog) -> None:
-        """An erasure step: the customer's cases' voices and sample texts go."""
+        """An erasure step: the customer's cases' marks in keys and sample texts go."""
         await self.store.erase_cases(await _erased_cases(erasure, log))
 
     async def on_acknowledge(self, raw: Document) -> None:

@@ -6,10 +6,11 @@
   dropped in the same update; ``recent`` (the last ``max_tracked_cases`` case numbers and
   times: the detected event's case list) and a few ``samples``; ``since`` (first
   sighting: cold start), ``last_at``; ``open_insight`` (its one open insight, claimed in
-  the key's own update) and ``generation`` (how many it had).
-- ``insight_customers``: per customer voice (``_id`` a digest of the customer id, or of
-  the case when there is none): the hour of its latest sighting of each key (``k``, by
-  key digest) and its last 20 cases (``c``: the guard that counts a case once).
+  the key's own update) and ``generation`` (how many it had); ``seen`` (per hour of the
+  window, the marks of the cases counted in it, a customer digest and a case digest
+  each, at most ``SEEN_PER_HOUR``: who is already counted, and which cases; dropped
+  with the hour buckets; a case older than those hours counts nothing). A case's triage document names the keys it was counted in
+  (``insight_keys``): an erasure finds their marks of it there.
 - ``product_terms``: per folded word of a product name on app forms, the SKUs it was
   used for (a few: a word of several products names none).
 - ``insights``: per insight its window, counts, the first ``max_listed_cases`` case
@@ -22,7 +23,7 @@
 
 A turn's writes are sent together (one bulkWrite, one transaction, through the
 coalescing store client): the counts, the customers' guards and the insights' changes
-are stored all or nothing.
+are stored all or nothing; no document per customer or case is written for counting.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.runtime.kafka import OutboundMessage
 from services.runtime.outbox import add_to_outbox, as_outbox, flush_outbox
-from services.triage.insights.turn import Plan, compact
+from services.triage.insights.turn import DIGEST_CHARS, Plan, case_digest, compact
 
 Document = dict[str, Any]
 Publish = Callable[[list[Document]], Awaitable[None]]
@@ -53,7 +54,6 @@ TERMS_CACHED = 20_000
 class InsightStore:
     def __init__(self, db: AsyncDatabase[Document], cases: AsyncCollection[Document]) -> None:
         self.keys = db["insight_keys"]
-        self.customers = db["insight_customers"]
         self.terms = db["product_terms"]
         self.insights = db["insights"]
         self.insight_cases = db["insight_cases"]
@@ -66,8 +66,6 @@ class InsightStore:
         # An erasure finds what a customer's cases left behind by case number.
         await self.keys.create_index([("recent.c", 1)])
         await self.keys.create_index([("samples.c", 1)])
-        await self.customers.create_index([("c.c", 1)])
-        await self.customers.create_index([("at", 1)])
         await self.insights.create_index([("sample_texts.c", 1)])
         await self.insights.create_index([("check_at", 1)])
         await self.insights.create_index([("status", 1)])
@@ -109,19 +107,14 @@ class InsightStore:
 
     # --- a turn -----------------------------------------------------------------------------
 
-    async def load(
-        self, voices: Sequence[str], key_ids: Sequence[str]
-    ) -> tuple[dict[str, Document], dict[str, Document], dict[str, Document]]:
-        """The turn's customers and keys, and the keys' open insights (three finds by _id).
-        Keys come without their recent cases and samples, which only opening an insight
-        reads (``keys_in_full``)."""
-        customers, keys = await asyncio.gather(
-            _by_ids(self.customers, voices),
-            _by_ids(self.keys, key_ids, {"recent": 0, "samples": 0}),
-        )
+    async def load(self, key_ids: Sequence[str]) -> tuple[dict[str, Document], dict[str, Document]]:
+        """The turn's keys and their open insights (two finds by _id). Keys come without
+        their recent cases and samples, which only opening an insight reads
+        (``keys_in_full``)."""
+        keys = await _by_ids(self.keys, key_ids, {"recent": 0, "samples": 0})
         open_ids = [str(doc["open_insight"]) for doc in keys.values() if doc.get("open_insight")]
         insights = await _by_ids(self.insights, open_ids, {"outbox": 0}) if open_ids else {}
-        return customers, keys, insights
+        return keys, insights
 
     async def keys_in_full(self, key_ids: Sequence[str]) -> dict[str, Document]:
         return await _by_ids(self.keys, key_ids)
@@ -131,8 +124,6 @@ class InsightStore:
         writes: list[Awaitable[Any]] = [
             *(self.keys.update_one({"_id": key_id}, compact(update), upsert=True)
               for key_id, update in plan.keys.items()),
-            *(self.customers.update_one({"_id": voice}, compact(update), upsert=True)
-              for voice, update in plan.customers.items()),
             *(self.insights.update_one({"_id": doc["_id"]}, {"$setOnInsert": {
                   **{k: v for k, v in doc.items() if k != "__messages"},
                   "outbox": as_outbox(doc["__messages"])}}, upsert=True)
@@ -173,15 +164,6 @@ class InsightStore:
         result = await self.keys.delete_many(
             {"_id": {"$in": ids}, "last_at": {"$lt": before}, "open_insight": None}
         )
-        return int(result.deleted_count)
-
-    async def forget_customers(self, before: datetime, batch: int) -> int:
-        """Customer voices quiet since ``before`` (their guard and hours are read no more)."""
-        found = self.customers.find({"at": {"$lt": before}}, {"_id": 1})
-        ids = [doc["_id"] for doc in await found.sort("at", 1).to_list(batch)]
-        if not ids:
-            return 0
-        result = await self.customers.delete_many({"_id": {"$in": ids}, "at": {"$lt": before}})
         return int(result.deleted_count)
 
     async def resolved_as_systemic(self, case_numbers: Sequence[str]) -> list[str]:
@@ -257,26 +239,41 @@ class InsightStore:
     # --- erasure ----------------------------------------------------------------------------
 
     async def erase_cases(self, case_numbers: Sequence[str]) -> list[str]:
-        """Remove what ``case_numbers`` left in keys, customers and insights: their sample
-        texts, and the customer voices that counted them (a voice's document names its
-        cases). Case numbers in keys' and insights' case lists stay, as they stay
-        everywhere (statistics). The ids of the documents changed."""
+        """Remove what ``case_numbers`` left in keys and insights: their sample texts and
+        their marks (the customer's digest). The keys are those their triage documents
+        name, and those that list them among their recent cases or samples. Case numbers
+        in keys' and insights' case lists stay, as they stay everywhere (statistics). The
+        ids of the documents changed."""
         cases = sorted(set(case_numbers))
         if not cases:
             return []
-        keys, voices, insights = await asyncio.gather(
+        triaged, sampled, listed, insights = await asyncio.gather(
+            self.cases.find({"_id": {"$in": cases}}, {"insight_keys": 1}).to_list(None),
             self.keys.find({"samples.c": {"$in": cases}}, {"_id": 1}).to_list(None),
-            self.customers.find({"c.c": {"$in": cases}}, {"_id": 1}).to_list(None),
+            self.keys.find({"recent.c": {"$in": cases}}, {"_id": 1}).to_list(None),
             self.insights.find({"sample_texts.c": {"$in": cases}}, {"_id": 1}).to_list(None),
         )
-        await asyncio.gather(
-            *(self.keys.update_one({"_id": doc["_id"]}, {"$pull": {
-                "samples": {"c": {"$in": cases}}}}) for doc in keys),
-            *(self.customers.delete_one({"_id": doc["_id"]}) for doc in voices),
-            *(self.insights.update_one({"_id": doc["_id"]}, {"$pull": {
-                "sample_texts": {"c": {"$in": cases}}}}) for doc in insights),
-        )  # fmt: skip
-        return [str(doc["_id"]) for docs in (keys, voices, insights) for doc in docs]
+        key_ids = {str(key) for doc in triaged for key in doc.get("insight_keys") or []}
+        key_ids |= {str(doc["_id"]) for doc in [*sampled, *listed]}
+        keys = await _by_ids(self.keys, sorted(key_ids), {"seen": 1, "samples.c": 1})
+        digests = {case_digest(case) for case in cases}
+        changed: list[str] = []
+        writes: list[Awaitable[Any]] = []
+        for key_id, doc in keys.items():
+            pull: Document = {}
+            for hour, marks in (doc.get("seen") or {}).items():
+                gone = [mark for mark in marks or [] if mark[DIGEST_CHARS:] in digests]
+                if gone:
+                    pull[f"seen.{hour}"] = {"$in": gone}
+            if any(sample.get("c") in cases for sample in doc.get("samples") or []):
+                pull["samples"] = {"c": {"$in": cases}}
+            if pull:
+                changed.append(key_id)
+                writes.append(self.keys.update_one({"_id": key_id}, {"$pull": pull}))
+        writes.extend(self.insights.update_one({"_id": doc["_id"]}, {"$pull": {
+            "sample_texts": {"c": {"$in": cases}}}}) for doc in insights)  # fmt: skip
+        await asyncio.gather(*writes)
+        return [*changed, *(str(doc["_id"]) for doc in insights)]
 
 
 async def _by_ids(

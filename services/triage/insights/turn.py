@@ -3,15 +3,15 @@
 The handlers of a batch's lanes reach the detector at about the same moment; their
 cases are counted together (services/triage/insights/detection.py gathers them), so the
 store sees, per turn, ONE update per key touched ($inc of fixed-size hour and day
-buckets, a bounded list of recent case numbers and samples), one small update per
-customer voice (the hour of their latest sighting of each key: the distinct-customer
-count, and their last cases: the guard that counts a case once), one update per open
+buckets, a bounded list of recent case numbers and samples, and per hour the marks of
+the cases it counted: a customer digest and a case digest each, which make the hourly
+counts counts of distinct customers and count a redelivered case nothing), one update per open
 insight the turn's cases join (counts, and an ``updated`` event at most once per
 ``update_interval_minutes`` of case time) and one small document per case joining an
 insight (``insight_cases``, ``_id`` insight|case: a redelivery writes the same one).
 Nothing written grows with the size of a surge.
 
-``plan_turn`` takes what the store holds for the turn's keys, customers and open
+``plan_turn`` takes what the store holds for the turn's keys and their open
 insights and returns what to write and what each case is told.
 """
 
@@ -44,8 +44,14 @@ from services.triage.insights.keys import KINDS, CaseKey
 from services.triage.insights.messages import insight_message, join_reason
 
 Document = dict[str, Any]
-# A customer's last cases kept as the guard against counting a case twice.
-CUSTOMER_CASES = 20
+# Marks (customer digest + case digest) a key keeps per hour: its distinct customers and
+# the guard that counts a case once. A key's cases beyond these in one hour are told
+# about its insight but not counted (far above any threshold by then, and a case without
+# a mark could not be told from its redelivery): the document stays bounded.
+SEEN_PER_HOUR = 256
+# Hex digits of each digest in a mark: 32 bits, a collision in one key's 25 hours is rare
+# (and costs one customer or one case of a count).
+DIGEST_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,15 @@ class Observed:
 
     reasons: list[str] = field(default_factory=list)
     insights: list[str] = field(default_factory=list)
+    # The keys it was counted in (its triage document keeps them: an erasure finds the
+    # keys' marks of the case there).
+    keys: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Plan:
     observed: dict[str, Observed] = field(default_factory=dict)
     keys: dict[str, Document] = field(default_factory=dict)  # key id -> update
-    customers: dict[str, Document] = field(default_factory=dict)  # voice id -> update
     created: list[Document] = field(default_factory=list)  # insight documents with outbox
     joined: dict[str, Document] = field(default_factory=dict)  # insight id -> update
     insight_cases: list[Document] = field(default_factory=list)
@@ -88,14 +96,18 @@ class Plan:
     needs_recent: list[str] = field(default_factory=list)
 
 
-def voice_id(voice: str) -> str:
-    """A customer voice's document id: a digest, so it names nobody."""
-    return hashlib.sha256(voice.encode()).hexdigest()[:24]
+def voice_digest(voice: str) -> str:
+    """A customer voice as a key's marks hold it: a short digest, so it names nobody."""
+    return hashlib.sha256(voice.encode()).hexdigest()[:DIGEST_CHARS]
 
 
-def key_digest(key_id: str) -> str:
-    """A key as a field name of a customer's document (no dots, short)."""
-    return hashlib.sha256(key_id.encode()).hexdigest()[:12]
+def case_digest(case_number: str) -> str:
+    return hashlib.sha256(case_number.encode()).hexdigest()[:DIGEST_CHARS]
+
+
+def case_mark(voice: str, case_number: str) -> str:
+    """What a key keeps of a case it counted: its voice's digest, then the case's."""
+    return voice_digest(voice) + case_digest(case_number)
 
 
 @dataclass
@@ -112,11 +124,24 @@ class _Key:
     seen: list[Observation] = field(default_factory=list)  # counted before (redelivered)
     last_at: datetime | None = None
     since: datetime | None = None
+    marks: set[str] = field(default_factory=set)  # every mark the key holds
+    latest: dict[str, str] = field(default_factory=dict)  # voice digest -> its latest hour
+    marked: dict[str, list[str]] = field(default_factory=dict)  # hour -> marks (touched)
+    mark_push: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def of(cls, key: CaseKey, document: Document) -> _Key:
+        entry = cls(key, document, dict(document.get("live") or {}),
+                    dict(document.get("days") or {}))  # fmt: skip
+        for hour, marks in sorted((document.get("seen") or {}).items()):
+            for mark in marks or []:
+                entry.marks.add(mark)
+                entry.latest[mark[:DIGEST_CHARS]] = hour
+        return entry
 
 
 def plan_turn(
     observations: list[Observation],
-    customers: dict[str, Document],
     keys: dict[str, Document],
     insights: dict[str, Document],
     rules: InsightsPolicy,
@@ -125,11 +150,9 @@ def plan_turn(
 ) -> Plan:
     plan = Plan()
     state: dict[str, _Key] = {}
-    working: dict[str, Document] = {}
     ordered = sorted(observations, key=lambda o: (o.at, o.case_number))
     for observation in ordered:
-        plan.observed.setdefault(observation.case_number, Observed())
-        _count(observation, customers, working, keys, state, plan, rules)
+        _count(observation, keys, state, plan, rules)
     opened: list[tuple[str, str, list[str]]] = []  # (insight id, kind, cases) this turn
     for key_id in sorted(state, key=lambda k: (KINDS.index(state[k].key.kind), k)):
         _decide(state[key_id], insights, opened, plan, rules, policy_version, now)
@@ -137,58 +160,52 @@ def plan_turn(
 
 
 def _count(
-    observation: Observation, customers: dict[str, Document], working: dict[str, Document],
-    keys: dict[str, Document], state: dict[str, _Key], plan: Plan, rules: InsightsPolicy,
+    observation: Observation, keys: dict[str, Document], state: dict[str, _Key], plan: Plan,
+    rules: InsightsPolicy,
 ) -> None:  # fmt: skip
-    who = voice_id(observation.voice)
-    if who not in working:  # the turn's own copy: what the store holds is not changed
-        stored = customers.get(who) or {}
-        # A voice whose cases had no key yet has no hours.
-        working[who] = {"k": dict(stored.get("k") or {}), "c": list(stored.get("c") or [])}
-    customer = working[who]
-    counted_before = any(entry.get("c") == observation.case_number for entry in customer["c"])
+    voice = voice_digest(observation.voice)
+    mark = voice + case_digest(observation.case_number)
     hour, day = hour_key(observation.at), day_key(observation.at)
-    empty: Document = {"$set": {}, "$push": {}, "$max": {}}
-    update = empty if counted_before else plan.customers.setdefault(who, empty)
+    observed = plan.observed.setdefault(observation.case_number, Observed())
     for key in observation.keys:
         if key.id not in state:
-            document = keys.get(key.id) or {}
-            state[key.id] = _Key(key, document, dict(document.get("live") or {}),
-                                 dict(document.get("days") or {}))  # fmt: skip
+            state[key.id] = _Key.of(key, keys.get(key.id) or {})
         entry = state[key.id]
-        if counted_before:
+        if key.id not in observed.keys:
+            observed.keys.append(key.id)
+        marked = entry.marked.setdefault(
+            hour, list((entry.document.get("seen") or {}).get(hour) or [])
+        )
+        if mark in entry.marks or len(marked) >= SEEN_PER_HOUR or _too_late(entry, hour, rules):
+            # Counted before (its batch again), beyond what the key marks, or older than
+            # any hour the key keeps marks of (its mark may be gone): told, not counted.
             entry.seen.append(observation)
             continue
+        marked.append(mark)
+        entry.marks.add(mark)
+        entry.mark_push[hour].append(mark)
         entry.fresh.append(observation)
-        digest = key_digest(key.id)
-        previous = customer["k"].get(digest)
+        previous = entry.latest.get(voice)
         if previous is None or previous < hour:
             if previous is not None and previous in entry.live:
                 entry.live[previous] -= 1
                 entry.live_inc[previous] -= 1
             entry.live[hour] = entry.live.get(hour, 0) + 1
             entry.live_inc[hour] += 1
-            customer["k"][digest] = hour
-            update["$set"][f"k.{digest}"] = hour
+            entry.latest[voice] = hour
         entry.days[day] = entry.days.get(day, 0) + 1
         entry.day_inc[day] += 1
         entry.recent.append({"c": observation.case_number, "t": observation.at})
         entry.samples.append(observation)
         entry.last_at = max(entry.last_at or observation.at, observation.at)
         entry.since = min(entry.since or observation.at, observation.at)
-    if counted_before:
-        return
-    customer["c"] = [*customer["c"], {"c": observation.case_number, "t": observation.at}]
-    pushed = update["$push"].setdefault("c", {"$each": [], "$slice": -CUSTOMER_CASES})
-    pushed["$each"].append({"c": observation.case_number, "t": observation.at})
-    update["$max"]["at"] = max(update["$max"].get("at", observation.at), observation.at)
-    # Keys whose hour no window reads any more go from the customer's document.
-    oldest = kept_hours_from(observation.at, rules)
-    gone = [digest for digest, seen_hour in customer["k"].items() if seen_hour < oldest]
-    for digest in gone:
-        del customer["k"][digest]
-        update["$set"].pop(f"k.{digest}", None)
-        update.setdefault("$unset", {})[f"k.{digest}"] = ""
+
+
+def _too_late(entry: _Key, hour: str, rules: InsightsPolicy) -> bool:
+    """Older than the hours the key keeps marks of (a case delivered more than a window
+    after the key's latest): it cannot be told from a redelivery whose mark is gone."""
+    latest = [at for at in (entry.document.get("last_at"), entry.last_at) if at is not None]
+    return bool(latest) and hour < kept_hours_from(max(latest), rules)
 
 
 def _decide(
@@ -260,17 +277,22 @@ def _key_update(entry: _Key, verdict: Verdict, rules: InsightsPolicy) -> Documen
     }  # fmt: skip
     stale_hours = stale(entry.live, kept_hours_from(verdict.window_end, rules))
     stale_days = stale(entry.days, kept_days_from(verdict.window_end, rules))
+    stale_marks = stale((entry.document.get("seen") or {}).keys() | entry.mark_push.keys(),
+                        kept_hours_from(verdict.window_end, rules))  # fmt: skip
     inc = {f"live.{hour}": n for hour, n in entry.live_inc.items() if n and hour not in stale_hours}
     inc |= {f"days.{day}": n for day, n in entry.day_inc.items() if n and day not in stale_days}
     if inc:
         update["$inc"] = inc
     unset = {f"live.{hour}": "" for hour in stale_hours}
     unset |= {f"days.{day}": "" for day in stale_days}
+    unset |= {f"seen.{hour}": "" for hour in stale_marks}
     if unset:
         update["$unset"] = unset
+    update["$push"] = {f"seen.{hour}": {"$each": marks} for hour, marks in entry.mark_push.items()
+                       if marks and hour not in stale_marks}  # fmt: skip
     if entry.recent:
         recent = entry.recent[-rules.max_tracked_cases :]
-        update["$push"] = {"recent": {"$each": recent, "$slice": -rules.max_tracked_cases}}
+        update["$push"]["recent"] = {"$each": recent, "$slice": -rules.max_tracked_cases}
         samples = _samples(entry.samples, max(rules.sample_texts, 1))
         if samples:
             update["$push"]["samples"] = {"$each": samples, "$slice": -max(rules.sample_texts, 1)}

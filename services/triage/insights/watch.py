@@ -28,7 +28,6 @@ from services.triage.insights.store import InsightStore
 GAUGE_EVERY_SECONDS = 15.0
 FORGET_EVERY_SECONDS = 300.0
 BATCH = 100
-CUSTOMER_ROUNDS = 20
 
 
 class InsightWatcher:
@@ -124,14 +123,4 @@ class InsightWatcher:
         than the baseline and the window together) are deleted, a batch per pass."""
         rules = self.kit.policy.current().insights
         before = now - timedelta(days=rules.baseline_days, hours=rules.window_hours + 1)
-        forgotten = await self.store.forget_keys(await self.store.stale_keys(before, BATCH), before)
-        # A voice's guard and hours matter for two windows after its last case.
-        quiet = now - timedelta(hours=2 * rules.window_hours + 1)
-        # Customer voices come and go with every customer: up to CUSTOMER_ROUNDS batches
-        # a pass (a busy day's voices, not one batch of them every five minutes).
-        for _ in range(CUSTOMER_ROUNDS):
-            removed = await self.store.forget_customers(quiet, BATCH)
-            forgotten += removed
-            if removed < BATCH:
-                break
-        return forgotten
+        return await self.store.forget_keys(await self.store.stale_keys(before, BATCH), before)
