@@ -95,8 +95,7 @@ class Limits:
         """Take ``offer_id``'s charge back entirely, as if it had never been made: from the
         month it was charged to, which may be before ``budget_key`` (an approval timing
         out in the next month)."""
-        await self._finished_charge(budget_key, offer_id)  # a half-done charge in this month
-        charge = await self.budget_charges.find_one({"_id": offer_id}) or {}
+        charge = await self._finished_charge(budget_key, offer_id) or {}  # half done here?
         await self._move_charge(charge.get("budget", budget_key), offer_id, 0, None)
 
     async def settle_budget(self, budget_key: str, offer_id: str, amount: Decimal) -> None:

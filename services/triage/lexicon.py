@@ -76,8 +76,9 @@ class TermSet:
         self.gapped: list[tuple[re.Pattern[str], tuple[str, ...], str, float]] = []
         for written, weight in weighted:
             if "~" in written:
-                parts = tuple(part for part in _gap_parts(written) if part)
-                self.gapped.append((_gap_pattern(written), parts, written, weight))
+                parts = [canonical(part) for part in written.split("~")]
+                literal = tuple(part for part in parts if part)
+                self.gapped.append((_gap_pattern(parts), literal, written, weight))
                 continue
             form = canonical(written)
             if not form:
@@ -165,13 +166,8 @@ class TermIndex:
                         found[number].append(Hit(written, weight, spans[index][0], end))
 
 
-def _gap_parts(written: str) -> list[str]:
-    """The canonical literal parts of a term with gaps ("charge~after")."""
-    return [canonical(part) for part in written.split("~")]
-
-
-def _gap_pattern(written: str) -> re.Pattern[str]:
-    parts = _gap_parts(written)
+def _gap_pattern(parts: list[str]) -> re.Pattern[str]:
+    """The pattern of a term with gaps ("charge~after"), from its canonical parts."""
     pieces: list[str] = []
     for index, part in enumerate(parts):
         escaped = re.escape(part)

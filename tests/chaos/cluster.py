@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from tests.support.infra import REPO_ROOT
+from tests.support.wait import waited
 
 LOCAL = REPO_ROOT / "deploy" / "local"
 LAYOUT = {"intake": 2, "triage": 2, "compensation": 1, "followup": 1}
@@ -269,11 +270,12 @@ class Cluster:
         if pid is None or _pid_gone(pid):
             return None
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while not _pid_gone(pid):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"pid {pid} survived SIGKILL for 30 s")
-            await asyncio.sleep(0.05)  # polling the process table
+
+        async def gone() -> bool:  # in the process table
+            return _pid_gone(pid)
+
+        if await waited(gone, 30, step=0.05) is None:
+            raise RuntimeError(f"pid {pid} survived SIGKILL for 30 s")
         _forget_zombie(pid, pid_file)
         return pid
 

@@ -9,7 +9,6 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.chaos.faults import Fault, FaultTimings, Injector, schedule
 from tests.chaos.outbound import Producer, Seen, Tail, end_offsets, group_lags, read_all
 from tests.chaos.traffic import DriverClock, Traffic
 from tests.chaos.verdict import Verdict, judge
+from tests.support.wait import waited
 
 DEFAULT_FAULTS = {"kill_service": 2, "kill_store": 1, "restart_kafka": 1, "pause_service": 1}
 
@@ -64,12 +64,13 @@ class RoundResult:
         return "\n".join([*lines, self.verdict.report()])
 
 
-async def wait_until(condition: Callable[[], bool], step: float = 0.1) -> None:
-    """Return once ``condition()`` holds (a moment of the schedule, or a state of the desk)."""
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(step)  # polling a local condition
+# The desk's sends retry while the broker is away, each bounded by its own deadline.
+DESK_LAST_SEND_SECONDS = 120.0
+
+
+async def until_moment(started: float, offset: float) -> None:
+    """Return ``offset`` seconds after ``started``: the next moment of the round's schedule."""
+    await asyncio.sleep(max(0.0, started + offset - time.monotonic()))  # the schedule itself
 
 
 class Round:
@@ -115,31 +116,35 @@ class Round:
     async def jump_clock(self) -> None:
         """Close accepts, wait until every accept sent took effect, then move time on."""
         self.desk.close_accepts()
-        waited = time.monotonic()
-        while self.desk.unconfirmed_accepts:
-            if time.monotonic() - waited > self.options.accept_barrier_timeout:
-                self.injector.problems.append(
-                    f"{len(self.desk.unconfirmed_accepts)} accepts without effect after "
-                    f"{self.options.accept_barrier_timeout:.0f}s: {sorted(self.desk.unconfirmed_accepts)[:5]}"
-                )  # fmt: skip
-                break
-            await asyncio.sleep(0.2)  # waiting on the desk's view of the topics
+        barrier = time.monotonic()
+
+        async def accepts_confirmed() -> bool:  # in the desk's view of the topics
+            return not self.desk.unconfirmed_accepts
+
+        if await waited(accepts_confirmed, self.options.accept_barrier_timeout, step=0.2) is None:
+            self.injector.problems.append(
+                f"{len(self.desk.unconfirmed_accepts)} accepts without effect after "
+                f"{self.options.accept_barrier_timeout:.0f}s: {sorted(self.desk.unconfirmed_accepts)[:5]}"
+            )  # fmt: skip
         self.clock.offset += timedelta(days=self.options.jump_days)
         self.cluster.set_clock_offset(self.clock.offset.total_seconds())
         self.traffic.epoch += 1
         self.desk.accepts_open = True
         self.note(f"clock jumped {self.options.jump_days:g} days (accepts settled in "
-                  f"{time.monotonic() - waited:.1f}s)")  # fmt: skip
+                  f"{time.monotonic() - barrier:.1f}s)")  # fmt: skip
+
+    async def desk_idle(self) -> bool:
+        return not self.desk.in_flight
 
     async def run_faults(self, plan: list[Fault]) -> None:
         for fault in plan:
-            await wait_until(lambda fault=fault: time.monotonic() - self.started >= fault.at)
+            await until_moment(self.started, fault.at)
             self.note(f"fault {fault.kind} {fault.target}")
             await self.injector.run(fault)
             self.note(f"fault over: {'; '.join(fault.notes)}")
 
     async def run_jump(self, jump_at: float) -> None:
-        await wait_until(lambda: time.monotonic() - self.started >= jump_at)
+        await until_moment(self.started, jump_at)
         await self.jump_clock()
         if not self.options.kill_after_jump:
             return
@@ -241,10 +246,13 @@ class Round:
             last_fault_end = time.monotonic()
             ready_in = await self.cluster.wait_ready(options.timings.readiness_deadline)
             self.note(f"every instance ready {ready_in:.1f}s after the last fault")
-            await wait_until(lambda: time.monotonic() - self.started >= traffic_for)
+            await until_moment(self.started, traffic_for)
             self.desk.stop_initiating()
             stop.set()
-            await wait_until(lambda: not self.desk.in_flight)  # the desk's last send
+            if await waited(self.desk_idle, DESK_LAST_SEND_SECONDS) is None:
+                self.injector.problems.append(
+                    f"the desk's last sends still in flight after {DESK_LAST_SEND_SECONDS:.0f}s"
+                )
         except (TimeoutError, RuntimeError) as late:
             self.injector.problems.append(f"readiness within {options.timings.readiness_deadline:.0f}s "
                                           f"of the last fault: {late}")  # fmt: skip

@@ -17,10 +17,10 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from tests.chaos.cluster import Cluster, Instance
 from tests.chaos.outbound import group_state
+from tests.support.wait import waited
 
 KINDS = ("kill_service", "kill_store", "restart_kafka", "pause_service")
 
@@ -78,16 +78,6 @@ def schedule(
         # The next one after this one's expected length (Kafka takes ~20 s) and a gap.
         at += (fault.hold or 25.0) + rng.uniform(*timings.gap)
     return plan
-
-
-async def _until(condition: Any, timeout: float, step: float = 0.25) -> float | None:
-    """Seconds until ``condition()`` held, None if it did not within ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await condition():
-            return time.monotonic() - started
-        await asyncio.sleep(step)  # polling the outside view
-    return None
 
 
 def _port_notes(retries: int, cut: int) -> str:
@@ -149,9 +139,11 @@ class Injector:
                     not_ready[instance.name] = time.monotonic() - outage_started
             return len(not_ready) == len(instances)
 
-        await _until(every_gauge_says_not_ready, max(fault.hold - 4, 5))
-        await _until(
-            every_probe_says_not_ready, max(fault.hold - 2 - (time.monotonic() - outage_started), 3)
+        await waited(every_gauge_says_not_ready, max(fault.hold - 4, 5), step=0.25)
+        await waited(
+            every_probe_says_not_ready,
+            max(fault.hold - 2 - (time.monotonic() - outage_started), 3),
+            step=0.25,
         )
         for what, seen in (("complaints_service_ready 0", gauge_zero), ("/readyz 503", not_ready)):
             missing = [i.name for i in instances if i.name not in seen]
@@ -191,7 +183,7 @@ class Injector:
             state, members = await group_state(self.cluster.bootstrap, group)
             return state == "Stable" and len(members) == peers - 1
 
-        moved = await _until(settled_without_it, fault.hold, step=1.0)
+        moved = await waited(settled_without_it, fault.hold, step=1.0)
         fault.notes.append(
             f"{group} rebalanced without it after {moved:.0f}s" if moved is not None
             else f"{group} did not rebalance without it within {fault.hold:.0f}s"
@@ -206,7 +198,7 @@ class Injector:
             state, members = await group_state(self.cluster.bootstrap, group)
             return state == "Stable" and len(members) == peers
 
-        back = await _until(rejoined, 60, step=1.0)
+        back = await waited(rejoined, 60, step=1.0)
         fault.notes.append(
             "continued as a zombie owner; " + (f"back in the group after {back:.0f}s"
                                                if back is not None else "not back within 60s")

@@ -15,7 +15,6 @@ process for the whole run: it must not restart, and its peak RSS is reported.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -36,10 +35,12 @@ from tests.chaos.cluster import Cluster, Ports
 from tests.chaos.outbound import Producer, end_offsets, group_lags, read_all
 from tests.chaos.verdict import stored_source
 from tests.support.infra import REPO_ROOT
+from tests.support.wait import waited
 
 PARSERS = {INBOUND_EMAIL: from_email, INBOUND_SOCIAL: from_social, INBOUND_APP: from_app}
 CORPUS = sorted((REPO_ROOT / "tests" / "corpus" / "inputs").glob("*.eml"))
 MAX_RECORD_BYTES = 1024 * 1024
+DRAIN_RATE = 50  # records/s below which the fuzz run gives up waiting for intake
 CHARSETS = (b"utf-8", b"big5", b"gb2312", b"iso-8859-1", b"koi8-r", b"x-unknown", b"", b"utf-7")
 ENCODINGS = (b"base64", b"quoted-printable", b"8bit", b"7bit", b"x-garbage")
 
@@ -245,25 +246,32 @@ async def _fuzz(cluster: Cluster, records: int, seed: int) -> int:
     await producer.stop()
     sending = time.monotonic() - started
     print(f"[fuzz] sent {len(sent)} records in {sending:.0f}s; waiting for intake", flush=True)
-    quiet_since, last, said = time.monotonic(), -1, time.monotonic()
-    while True:
+    progress = {"quiet_since": time.monotonic(), "last": -1.0, "said": time.monotonic()}
+
+    async def drained() -> bool:
+        """No lag and no new outbound record for 5 s (progress printed every minute)."""
         lags = await group_lags(cluster.bootstrap)
-        if time.monotonic() - said > 60:
-            said = time.monotonic()
+        if time.monotonic() - progress["said"] > 60:
+            progress["said"] = time.monotonic()
             print(
                 f"[fuzz] {time.monotonic() - started:.0f}s: intake lag {sum(lags.values())}",
                 flush=True,
             )
         total = sum((await end_offsets(cluster.bootstrap)).values())
         rss.append(_rss_kib(intake.pid, "VmRSS"))
-        if total != last or any(lags.values()):
-            quiet_since, last = time.monotonic(), total
-        elif time.monotonic() - quiet_since > 5:
-            break
-        await asyncio.sleep(1)  # polling lag while intake works through the records
+        if total != progress["last"] or any(lags.values()):
+            progress["quiet_since"], progress["last"] = time.monotonic(), total
+            return False
+        return time.monotonic() - progress["quiet_since"] > 5
+
+    # Bounded: intake must keep at least DRAIN_RATE records/s, or the run fails.
+    drain_timeout = max(600.0, records / DRAIN_RATE)
+    drained_in = await waited(drained, drain_timeout, step=1.0)
     wall = time.monotonic() - started
     peak = _rss_kib(intake.pid, "VmHWM")
     problems: list[str] = []
+    if drained_in is None:
+        problems.append(f"intake still lagging or publishing after {drain_timeout:.0f}s")
     if not intake.running() or intake.starts != 1:
         problems.append(f"intake restarted or exited (starts {intake.starts})")
     seen = await read_all(cluster.bootstrap)
