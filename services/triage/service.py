@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +26,7 @@ from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import MASKED, add_to_outbox, flush_outbox
 from services.runtime.per_turn import PerTurn
-from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.records import InboundRecord, json_object, parse_cloudevent
 from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 from services.triage.classifier import ensure_trained
 from services.triage.deadlines import DeadlineWatcher
@@ -83,7 +82,7 @@ class TriageService:
         self.watcher = DeadlineWatcher(
             kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
         )
-        self.insights = Insights(kit, self.cases, settings)
+        self.insights = Insights(kit, self.cases)
         self.privacy = TriagePrivacy(kit.db, kit.registry, [self.insights.erase_traces])
         self.retention = RetentionLoop(
             kit, self.cases, self.mask_case, settings.retention_poll_seconds
@@ -181,7 +180,7 @@ class TriageService:
         decision = decide(facts_from_opened(data, customer, previous), policy)
         stored = await self.cases.find_one(
             {"_id": case_number},
-            {"applied": 1, "insights": 1, "insight_reasons": 1, "insight_keys": 1, MASKED: 1},
+            {"applied": 1, "insights": 1, "insight_reasons": 1, MASKED: 1},
         )
         decision, observed = await self.insights.observe(data, decision, stored, event["id"])
         case = {"opened": data, "customer": customer}
@@ -211,7 +210,6 @@ class TriageService:
                     "alarm_version": 0,
                     "insights": observed.insights,
                     "insight_reasons": observed.reasons,
-                    "insight_keys": observed.keys,
                     **add_to_outbox([message]),
                 }
             },
@@ -316,12 +314,9 @@ class TriageService:
     async def on_action(self, record: InboundRecord) -> None:
         """A first response, an agent's reply or a resolution stops the matching clocks; a
         reply is also checked against the house rules."""
-        action = _action_of(record)
+        action = json_object(record)
         if action is None:
             return  # the followup service owns rejecting malformed actions
-        if action.get("type") == "acknowledge_insight":
-            await self.insights.on_acknowledge(action)
-            return
         stops = STOPS.get(str(action.get("type")))
         if not stops:
             return
@@ -368,22 +363,11 @@ class TriageService:
                 self.flagged.labels(problem.code).inc()
         if reply is not None:  # only a reply has events to publish
             await self.flush(case_number)
-        if resolution is not None:
-            await self.insights.on_resolved(case_number, action_id, at, action)
 
     def count(self, category: str, urgency: str, escalated: bool) -> None:
         self.decisions.labels(category, urgency).inc()
         if escalated:
             self.escalations.inc()
-
-
-def _action_of(record: InboundRecord) -> dict[str, Any] | None:
-    """The action record as a JSON object, or None."""
-    try:
-        action = json.loads((record.value or b"").decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return action if isinstance(action, dict) else None
 
 
 def build(kit: ServiceKit, settings: TriageSettings) -> TriageService:

@@ -12,3 +12,6 @@ class TriageSettings(ServiceSettings):
     # how long one instance holds an insight it is checking.
     insights_poll_seconds: float = 1.0
     insights_lease_seconds: float = 30.0
+    # The insights worker's CPU niceness: above triage's, so that on a small machine a
+    # burst's decisions come first and detection catches up after (0: the same).
+    insights_nice: int = 10

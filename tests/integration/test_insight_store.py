@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 
 from services.policy import load_policy
 from services.runtime.coalescing import CoalescingDatabase, StoreBatcher
-from services.triage.insights.detection import Detector, InsightMetrics
+from services.triage.insights.detection import Detector, InsightMetrics, keys_of
 from services.triage.insights.detector import day_key, evaluate, hour_key
 from services.triage.insights.keys import CaseKey
 from services.triage.insights.store import InsightStore
@@ -147,10 +147,10 @@ async def test_erasure_removes_samples_and_the_marks_of_a_case(store: InsightSto
     other = opened(8, "Mine too", T0, items=[{"sku": "MUG-01"}])
     observed = (await turn(found, [case, other]))[0]
     assert observed.keys == [KEY.id]
-    # Its triage document names the keys (the service writes observed.keys there); a
-    # key that no longer lists the case among its recent ones is found through it.
-    await store.cases.update_one({"_id": case["case_number"]},
-                                 {"$set": {"insight_keys": observed.keys}}, upsert=True)  # fmt: skip
+    # The turn recorded the keys it counted the case in (insight_counted); a key that no
+    # longer lists the case among its recent ones is found through them.
+    counted = await store.counted.find_one({"_id": case["case_number"]})
+    assert counted is not None and counted["keys"] == observed.keys
     await store.keys.update_one({"_id": KEY.id}, {"$set": {"recent": []}})
     key = await store.key(KEY.id)
     assert key is not None and next(s["c"] for s in key["samples"]) == case["case_number"]
@@ -161,6 +161,7 @@ async def test_erasure_removes_samples_and_the_marks_of_a_case(store: InsightSto
     key = await store.key(KEY.id)
     assert key is not None and [s["c"] for s in key["samples"]] == [other["case_number"]]
     assert key["seen"][hour_key(T0)] == [case_mark("customer:C-8", other["case_number"])]
+    assert await store.counted.find_one({"_id": case["case_number"]}) is None
 
 
 async def test_the_detector_counts_products_learnt_from_app_forms(store: InsightStore) -> None:
@@ -168,8 +169,8 @@ async def test_the_detector_counts_products_learnt_from_app_forms(store: Insight
     found = detector(store, published)
     app = opened(1, "馬克杯把手裂了", T0, items=[{"sku": "mug-01", "name": "陶瓷馬克杯"}])
     mail = opened(2, "我的马克杯有裂痕", T0 + timedelta(hours=1))
-    assert {k.id for k in await found.keys_of(app, "product_defect")} >= {KEY.id}
-    assert KEY.id in {k.id for k in await found.keys_of(mail, "product_defect")}
+    assert {k.id for k in await keys_of(store, RULES, app, "product_defect", True)} >= {KEY.id}
+    assert KEY.id in {k.id for k in await keys_of(store, RULES, mail, "product_defect", True)}
     for case in (app, mail):
         assert (await found.observe(case, "product_defect")).insights == []
         await found.observe(case, "product_defect")  # a redelivery counts nothing

@@ -1,4 +1,4 @@
-"""Which keys a case is counted under (Detector.keys_of): a named cause (product,
+"""Which keys a case is counted under (detection.keys_of): a named cause (product,
 courier, city) or else a few phrases; products learnt from app forms' names and texts;
 and a turn makes only the samples its keys keep."""
 
@@ -9,10 +9,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from services.policy import load_policy
-from services.triage.insights.detection import Detector, InsightMetrics
+from services.triage.insights import detection
 from services.triage.insights.keys import CaseKey, text_terms
 from services.triage.insights.turn import Observation, plan_turn
 
@@ -44,12 +42,12 @@ class TermStore:
 
 def keys_of(store: TermStore, text: str, category: str = "product_defect",
             sku: str | None = None, name: str = "") -> list[CaseKey]:  # fmt: skip
-    detector = Detector(store, lambda: POLICY, lambda: T0, _publish,  # type: ignore[arg-type]
-                        InsightMetrics(CollectorRegistry()))  # fmt: skip
     opened: Document = {"case_number": "CS-1", "subject": "", "text": text}
     if sku:
         opened["items"] = [{"sku": sku, "name": name}]
-    return asyncio.run(detector.keys_of(opened, category))
+    return asyncio.run(
+        detection.keys_of(store, POLICY.insights, opened, category, learn=True)  # type: ignore[arg-type]
+    )
 
 
 async def _publish(messages: list[Document]) -> None:

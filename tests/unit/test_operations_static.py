@@ -16,7 +16,9 @@ from tests.support.exported import built_kits, exported_names, metrics_in
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "complaints-overview.json"
 RULES = DEPLOY / "prometheus" / "rules" / "complaints.rules.yml"
-SERVICES = ("intake", "triage", "compensation", "followup")
+SERVICES = ("intake", "triage", "compensation", "followup", "insights")
+# The module each runs (triage's insights worker lives in the triage package).
+MODULES = {name: f"services.{name}" for name in SERVICES} | {"insights": "services.triage.insights"}
 ALL_EXPORTED = set().union(*exported_names().values()) | {"up"}
 
 
@@ -89,7 +91,7 @@ def test_kubernetes_deployments_probe_the_real_endpoints_with_resources() -> Non
         labels = deployment["spec"]["selector"]["matchLabels"]
         assert deployment["spec"]["template"]["metadata"]["labels"] == labels
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert container["command"] == ["python", "-m", f"services.{name}"]
+        assert container["command"] == ["python", "-m", MODULES[name]]
         env = {e["name"]: e["value"] for e in container["env"]}
         assert set(env) <= settable
         port = int(env["HTTP_PORT"])

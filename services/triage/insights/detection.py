@@ -1,4 +1,4 @@
-"""The detector on triage's hot path: count triaged cases in their keys, open or join
+"""The detector in the insights worker: count triaged cases in their keys, open or join
 insights, and link what people do about them (acknowledgements, systemic resolutions).
 
 A case's keys are worked out by its own handler (CPU only, plus a coalesced read of the
@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.policy import Policy
+from services.policy.model import InsightsPolicy
 from services.runtime.clock import Clock
 from services.triage.insights.detector import customer_of
 from services.triage.insights.keys import (
@@ -39,7 +40,7 @@ from services.triage.insights.store import InsightStore, Publish
 from services.triage.insights.turn import Observation, Observed, plan_turn
 
 Document = dict[str, Any]
-__all__ = ["Detector", "InsightMetrics", "Observed"]
+__all__ = ["Detector", "InsightMetrics", "Observed", "keys_of"]
 
 
 class InsightMetrics:
@@ -91,33 +92,12 @@ class Detector:
 
     # --- a triaged case -------------------------------------------------------------------
 
-    async def keys_of(self, opened: Document, category: str) -> list[CaseKey]:
-        rules = self.policy().insights
-        ignore = folded_terms(rules.ignore_terms)
-        text = f"{opened.get('subject') or ''}\n{opened.get('text') or ''}"
-        features = text_features(
-            text, rules.couriers, rules.cities, rules.keywords_per_script, ignore
-        )
-        items = [item for item in opened.get("items") or [] if isinstance(item, dict)]
-        products = skus_of(items)
-        learned = [*item_terms(items, rules.keywords_per_script, ignore),
-                   *text_terms(products, features.phrases)]  # fmt: skip
-        known = await self.store.skus_by_term([*features.phrases, *(term for term, _ in learned)])
-        await self.store.learn_terms(learned, known)
-        if not products:
-            products = infer_products(features.phrases, known, rules.max_inferred_products)
-        # A case with a named cause (product, courier, city) is counted there; phrases,
-        # the weakest evidence, only for a case without one (and a few: one update each).
-        named = bool(products or features.couriers or features.cities)
-        phrases = [] if named else features.phrases[: rules.phrases_per_case]
-        return case_keys(category, products, features.couriers, features.cities, phrases)
-
     async def observe(self, opened: Document, category: str) -> Observed:
         """Count the case in its keys (with the other cases of its turn); the insights
         it opens or joins, with reasons."""
         rules = self.policy().insights
         case_number = opened["case_number"]
-        keys = await self.keys_of(opened, category)
+        keys = await keys_of(self.store, rules, opened, category, learn=True)
         sample = functools.partial(sample_text, opened.get("subject") or "",
                                    opened.get("text") or "", rules.sample_chars)  # fmt: skip
         observation = Observation(
@@ -228,3 +208,27 @@ class Detector:
             )  # fmt: skip
             await self.store.link_systemic(insight["_id"], link, message)
             await self.store.flush(insight["_id"], self.publish)
+
+
+async def keys_of(
+    store: InsightStore, rules: InsightsPolicy, opened: Document, category: str, learn: bool
+) -> list[CaseKey]:
+    """The keys a case is counted in. ``learn``: remember the product words its app form
+    teaches (the worker, which counts; triage only asks)."""
+    ignore = folded_terms(rules.ignore_terms)
+    text = f"{opened.get('subject') or ''}\n{opened.get('text') or ''}"
+    features = text_features(text, rules.couriers, rules.cities, rules.keywords_per_script, ignore)
+    items = [item for item in opened.get("items") or [] if isinstance(item, dict)]
+    products = skus_of(items)
+    learned = [*item_terms(items, rules.keywords_per_script, ignore),
+               *text_terms(products, features.phrases)]  # fmt: skip
+    known = await store.skus_by_term([*features.phrases, *(term for term, _ in learned)])
+    if learn:
+        await store.learn_terms(learned, known)
+    if not products:
+        products = infer_products(features.phrases, known, rules.max_inferred_products)
+    # A case with a named cause (product, courier, city) is counted there; phrases, the
+    # weakest evidence, only for a case without one (and a few: one update each).
+    named = bool(products or features.couriers or features.cities)
+    phrases = [] if named else features.phrases[: rules.phrases_per_case]
+    return case_keys(category, products, features.couriers, features.cities, phrases)

@@ -1,10 +1,12 @@
-"""The insights as triage plugs them in: a few calls from its handlers, nothing more.
+"""What triage itself does about insights: tell a case the open insights it joins.
 
-Triage is where every case passes with its category, its text and its order, so the
-detector runs there, after the decision and before it is published: the decision's
-reasons can say that the case is part of a systemic issue. Its own collections, loop and
-metrics live here, beside the triage modules, so that changes to classification and to
-detection stay apart.
+Counting cases into keys and opening insights is the insights worker's job
+(services/triage/insights/worker.py), a process of its own that trails triage on
+``cases.triaged``. Triage only reads the open insights (one query per event-loop turn,
+an equality range of the status index: a few documents) and, when one is open in the
+case's category, works out the case's keys to say so in its reasons. A case that opens
+an insight is listed in the insight's case list, not in its own reasons: it was triaged
+before the insight existed.
 """
 
 from __future__ import annotations
@@ -12,46 +14,32 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from schemas.inbound import AcknowledgeInsight
 from services.runtime.erasure import Erasure, ErasureLog
-from services.runtime.errors import InputRejected
 from services.runtime.kit import ServiceKit
 from services.runtime.outbox import MASKED
-from services.triage.insights.detection import Detector, InsightMetrics, Observed
+from services.runtime.per_turn import PerTurn
+from services.triage.insights.detection import keys_of
 from services.triage.insights.keys import warm_up
+from services.triage.insights.messages import join_reason
 from services.triage.insights.store import InsightStore
-from services.triage.insights.watch import InsightWatcher
+from services.triage.insights.turn import Observed
 from services.triage.rules import TriageDecision
-from services.triage.settings import TriageSettings
 
 Document = dict[str, Any]
 
 
 class Insights:
-    def __init__(self, kit: ServiceKit, cases: Any, settings: TriageSettings) -> None:
+    def __init__(self, kit: ServiceKit, cases: Any) -> None:
         self.kit = kit
         self.store = InsightStore(kit.db, cases)
-        self.metrics = InsightMetrics(kit.registry)
-        self.watcher = InsightWatcher(
-            kit, self.store, self.metrics,
-            settings.insights_poll_seconds, settings.insights_lease_seconds,
-        )  # fmt: skip
-        self.detector = Detector(
-            self.store, kit.policy.current, kit.clock, kit.publish, self.metrics,
-            self.watcher.notify,
-        )  # fmt: skip
+        self._open = PerTurn(self._open_insights)
 
     def register(self) -> None:
         self.kit.on_startup(self.start)
-        self.kit.background(self.watcher.run)
 
     async def start(self) -> None:
-        await self.store.ensure_indexes()
         # The dictionaries load in about a second: before records are taken, off the loop.
         await asyncio.to_thread(warm_up)
         # What is loaded by now (the dictionaries, the classifier, the libraries) lives
@@ -59,45 +47,43 @@ class Insights:
         # longer walks it (about 0.1 s each on triage's heap, several per thousand cases).
         gc.freeze()
 
+    async def _open_insights(self, asked: list[None]) -> list[list[Document]]:
+        found = await self.store.open_insights()
+        return [found] * len(asked)
+
     async def observe(
         self, opened: Document, decision: TriageDecision, stored: Document | None, event_id: str
     ) -> tuple[TriageDecision, Observed]:
-        """The decision with the case's insights among its reasons. A case stored before
-        (a redelivery) is not counted again: it keeps what it was told then; an erased
-        customer's case is not counted at all."""
+        """The decision with the open insights the case joins among its reasons. A
+        redelivered case keeps what it was told then; an erased one is told nothing."""
         if stored is not None and event_id in (stored.get("applied") or []):
             observed = Observed(
-                list(stored.get("insight_reasons") or []),
-                list(stored.get("insights") or []),
-                list(stored.get("insight_keys") or []),
+                list(stored.get("insight_reasons") or []), list(stored.get("insights") or [])
             )
         elif stored is not None and stored.get(MASKED):
-            # Erased before it reached triage: nothing of it may be kept, not even here.
             observed = Observed()
         else:
-            observed = await self.detector.observe(opened, decision.category)
+            observed = await self._joined(opened, decision.category)
         return with_reasons(decision, observed.reasons), observed
+
+    async def _joined(self, opened: Document, category: str) -> Observed:
+        candidates = [i for i in await self._open(None) if i.get("category") == category]
+        if not candidates:
+            return Observed()  # the usual case: no key work at all
+        rules = self.kit.policy.current().insights
+        by_key = {str(i.get("key_id")): i for i in candidates}
+        observed = Observed()
+        for key in await keys_of(self.store, rules, opened, category, learn=False):
+            insight = by_key.get(key.id)
+            if insight is not None and insight["_id"] not in observed.insights:
+                observed.insights.append(insight["_id"])
+                count = int(insight.get("count") or 0)
+                observed.reasons.append(join_reason(insight, key, count, rules.window_hours))
+        return observed
 
     async def erase_traces(self, erasure: Erasure, log: ErasureLog) -> None:
         """An erasure step: the customer's cases' marks in keys and sample texts go."""
         await self.store.erase_cases(await _erased_cases(erasure, log))
-
-    async def on_acknowledge(self, raw: Document) -> None:
-        try:
-            action = AcknowledgeInsight.model_validate(raw)
-        except ValidationError:
-            return  # the followup service dead-letters malformed actions
-        if not await self.detector.acknowledge(
-            action.insight_id, action.owner, action.action_id, action.at
-        ):
-            raise InputRejected("unknown_insight", f"no insight {action.insight_id}")
-
-    async def on_resolved(
-        self, case_number: str, action_id: str, at: datetime, raw: Document
-    ) -> None:
-        resolution = raw.get("resolution")
-        if isinstance(resolution, dict):
-            await self.detector.resolved(case_number, action_id, at, resolution)
 
 
 async def _erased_cases(erasure: Erasure, log: ErasureLog) -> list[str]:

@@ -9,8 +9,10 @@
   the key's own update) and ``generation`` (how many it had); ``seen`` (per hour of the
   window, the marks of the cases counted in it, a customer digest and a case digest
   each, at most ``SEEN_PER_HOUR``: who is already counted, and which cases; dropped
-  with the hour buckets; a case older than those hours counts nothing). A case's triage document names the keys it was counted in
-  (``insight_keys``): an erasure finds their marks of it there.
+  with the hour buckets; a case older than those hours counts nothing).
+- ``insight_counted``: per counted case, the keys it was counted in (an erasure finds
+  their marks of it there) and the insights it joined then (a systemic resolution is
+  linked to them); removed with the case's personal data.
 - ``product_terms``: per folded word of a product name on app forms, the SKUs it was
   used for (a few: a word of several products names none).
 - ``insights``: per insight its window, counts, the first ``max_listed_cases`` case
@@ -18,8 +20,7 @@
   ``check_at`` (due-time index for the subsiding check and a throttled update) and its
   outbox of events.
 - ``insight_cases``: one small document per case an insight had when it was detected
-  (``_id`` insight|case); cases joining later say so in their own triage document
-  (``cases.insights``, written by triage anyway).
+  (``_id`` insight|case); cases joining later name it in their ``insight_counted``.
 
 A turn's writes are sent together (one bulkWrite, one transaction, through the
 coalescing store client): the counts, the customers' guards and the insights' changes
@@ -39,7 +40,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.runtime.kafka import OutboundMessage
 from services.runtime.outbox import add_to_outbox, as_outbox, flush_outbox
-from services.triage.insights.turn import DIGEST_CHARS, Plan, case_digest, compact
+from services.triage.insights.turn import DIGEST_CHARS, Observed, Plan, case_digest, compact
 
 Document = dict[str, Any]
 Publish = Callable[[list[Document]], Awaitable[None]]
@@ -57,6 +58,7 @@ class InsightStore:
         self.terms = db["product_terms"]
         self.insights = db["insights"]
         self.insight_cases = db["insight_cases"]
+        self.counted = db["insight_counted"]
         self.cases = cases
         # Product word -> (trusted until, SKUs or None): see skus_by_term.
         self._terms: dict[str, tuple[float, list[str] | None]] = {}
@@ -133,6 +135,8 @@ class InsightStore:
             *(self.insight_cases.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc},
                                             upsert=True)
               for doc in plan.insight_cases),
+            *(self.counted.update_one({"_id": case}, counted_update(observed), upsert=True)
+              for case, observed in plan.observed.items() if observed.keys),
         ]  # fmt: skip
         await asyncio.gather(*writes)
 
@@ -176,10 +180,10 @@ class InsightStore:
         return [doc["_id"] for doc in await found.to_list(None)]
 
     async def insights_of_case(self, case_number: str) -> list[Document]:
-        """The insights a case is in: named by its triage (it joined them), or listed at
-        detection (``insight_cases``: it came before)."""
+        """The insights a case is in: those it joined when it was counted
+        (``insight_counted``), or listed at detection (``insight_cases``: it came before)."""
         case, listed = await asyncio.gather(
-            self.cases.find_one({"_id": case_number}, {"insights": 1}),
+            self.counted.find_one({"_id": case_number}, {"insights": 1}),
             self.insight_cases.find({"case_number": case_number}, {"insight_id": 1}).to_list(None),
         )
         ids = [*(str(i) for i in (case or {}).get("insights") or []),
@@ -223,7 +227,8 @@ class InsightStore:
     async def open_insights(self) -> list[Document]:
         """The open insights (an equality range of the status index: few documents)."""
         found = self.insights.find(
-            {"status": "open"}, {"kind": 1, "category": 1, "acknowledged": 1}
+            {"status": "open"},
+            {"kind": 1, "category": 1, "acknowledged": 1, "key_id": 1, "key": 1, "count": 1},
         )
         return list(await found.to_list(None))
 
@@ -240,7 +245,7 @@ class InsightStore:
 
     async def erase_cases(self, case_numbers: Sequence[str]) -> list[str]:
         """Remove what ``case_numbers`` left in keys and insights: their sample texts and
-        their marks (the customer's digest). The keys are those their triage documents
+        their marks (the customer's digest). The keys are those their ``insight_counted``
         name, and those that list them among their recent cases or samples. Case numbers
         in keys' and insights' case lists stay, as they stay everywhere (statistics). The
         ids of the documents changed."""
@@ -248,12 +253,12 @@ class InsightStore:
         if not cases:
             return []
         triaged, sampled, listed, insights = await asyncio.gather(
-            self.cases.find({"_id": {"$in": cases}}, {"insight_keys": 1}).to_list(None),
+            self.counted.find({"_id": {"$in": cases}}, {"keys": 1}).to_list(None),
             self.keys.find({"samples.c": {"$in": cases}}, {"_id": 1}).to_list(None),
             self.keys.find({"recent.c": {"$in": cases}}, {"_id": 1}).to_list(None),
             self.insights.find({"sample_texts.c": {"$in": cases}}, {"_id": 1}).to_list(None),
         )
-        key_ids = {str(key) for doc in triaged for key in doc.get("insight_keys") or []}
+        key_ids = {str(key) for doc in triaged for key in doc.get("keys") or []}
         key_ids |= {str(doc["_id"]) for doc in [*sampled, *listed]}
         keys = await _by_ids(self.keys, sorted(key_ids), {"seen": 1, "samples.c": 1})
         digests = {case_digest(case) for case in cases}
@@ -272,8 +277,18 @@ class InsightStore:
                 writes.append(self.keys.update_one({"_id": key_id}, {"$pull": pull}))
         writes.extend(self.insights.update_one({"_id": doc["_id"]}, {"$pull": {
             "sample_texts": {"c": {"$in": cases}}}}) for doc in insights)  # fmt: skip
+        writes.append(self.counted.delete_many({"_id": {"$in": cases}}))
         await asyncio.gather(*writes)
         return [*changed, *(str(doc["_id"]) for doc in insights)]
+
+
+def counted_update(observed: Observed) -> Document:
+    """A counted case's record: its keys (an erasure finds its marks through them) and
+    the insights it was told it joins (a systemic resolution is linked to them)."""
+    update: Document = {"$setOnInsert": {"keys": observed.keys}}
+    if observed.insights:
+        update["$addToSet"] = {"insights": {"$each": observed.insights}}
+    return update
 
 
 async def _by_ids(
