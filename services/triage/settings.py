@@ -12,6 +12,7 @@ class TriageSettings(ServiceSettings):
     # how long one instance holds an insight it is checking.
     insights_poll_seconds: float = 1.0
     insights_lease_seconds: float = 30.0
-    # The insights worker's CPU niceness: above triage's, so that on a small machine a
-    # burst's decisions come first and detection catches up after (0: the same).
-    insights_nice: int = 10
+    # The insights worker's CPU niceness, the lowest priority by default: detection is
+    # the one job that can wait, so on a saturated machine a burst's decisions come
+    # first and detection runs on the CPU they leave (0: the services' priority).
+    insights_nice: int = 19
