@@ -104,7 +104,11 @@ def test_kubernetes_deployments_probe_the_real_endpoints_with_resources() -> Non
         # Longer than FastStream's graceful timeout, so SIGTERM finishes in-flight work.
         assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 30
         assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
-        assert docs["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
+        budget = docs["PodDisruptionBudget"]["spec"]
+        # The single insights worker may be drained (detection waits); the services not.
+        assert budget.get("minAvailable", 0) >= 1 or (
+            budget == {"maxUnavailable": 1, "selector": budget["selector"]} and name == "insights"
+        )
         assert docs["Service"]["spec"]["selector"] == labels
         assert {"secretRef": {"name": "complaints-store"}} in container["envFrom"]
 
