@@ -16,3 +16,10 @@ class TriageSettings(ServiceSettings):
     # the one job that can wait, so on a saturated machine a burst's decisions come
     # first and detection runs on the CPU they leave (0: the services' priority).
     insights_nice: int = 19
+    # The worker takes what piled up, in big batches (a fetch waits for a second's worth):
+    # a turn's store work is per key, so the bigger the turn, the less per case. Its
+    # lanes must let a whole batch reach the turn together.
+    insights_batch_max_records: int = 2000
+    insights_batch_lanes: int = 2000
+    insights_fetch_min_bytes: int = 1024 * 1024
+    insights_fetch_max_wait_ms: int = 1000

@@ -16,5 +16,16 @@ from services.triage.settings import TriageSettings
 def create_app(
     settings: TriageSettings | None = None, clock: Clock = system_clock
 ) -> AsgiFastStream:
-    # Its own name (consumer group, metrics), triage's database (the cases, the insights).
-    return service_app("insights", settings or TriageSettings(), clock, build, "triage")
+    return service_app("insights", worker_settings(settings or TriageSettings()), clock, build,
+                       "triage")  # fmt: skip
+
+
+def worker_settings(settings: TriageSettings) -> TriageSettings:
+    """Triage's settings with the worker's own consuming (big, trailing batches). Its
+    own name (consumer group, metrics) and triage's database are set by ``create_app``."""
+    return settings.model_copy(update={
+        "batch_max_records": settings.insights_batch_max_records,
+        "batch_lanes": settings.insights_batch_lanes,
+        "fetch_min_bytes": settings.insights_fetch_min_bytes,
+        "fetch_max_wait_ms": settings.insights_fetch_max_wait_ms,
+    })  # fmt: skip
