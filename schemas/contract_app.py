@@ -17,6 +17,7 @@ from schemas.events import EVENT_TYPES
 from schemas.inbound import AppSubmission, CaseActionRecord, CustomerProfile, SocialPost
 from schemas.topics import (
     CASE_ACTIONS,
+    CASES_INSIGHTS,
     CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
     DLQ,
@@ -78,6 +79,7 @@ async def case_actions(message: CaseActionRecord) -> None: ...
 KEYS = {
     CUSTOMER_ERASURES: "customer id (the erasure id when the request named none)",
     DLQ: "the rejected record's key",
+    CASES_INSIGHTS: "insight id",
 }
 
 

@@ -20,6 +20,14 @@ class Attachment(_Data):
     size: int
 
 
+class OrderItem(_Data):
+    """A product the complaint is about (from the app form)."""
+
+    sku: str | None = None
+    name: str | None = None
+    quantity: int | None = None
+
+
 class CaseOpened(_Data):
     case_number: str
     channel: Channel
@@ -36,6 +44,7 @@ class CaseOpened(_Data):
     followers: int | None = None
     platform: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
+    items: list[OrderItem] = Field(default_factory=list)
 
 
 class MessageAdded(_Data):
@@ -205,6 +214,50 @@ class ReplyFlagged(_Data):
     first: bool | None = None  # whether it was checked as the case's first reply
 
 
+InsightKind = Literal["product", "courier", "city", "phrase"]
+
+
+class InsightKey(_Data):
+    """What the complaints of an insight share: their category and one of the others."""
+
+    category: str
+    sku: str | None = None
+    courier: str | None = None
+    city: str | None = None
+    phrase: str | None = None
+
+
+class InsightWindow(_Data):
+    start: Timestamp
+    end: Timestamp
+    hours: int
+
+
+class InsightEvent(_Data):
+    """A systemic issue: ``count`` distinct customers in ``window`` against a trailing
+    ``baseline`` (the mean count per window of the same length over the days before)."""
+
+    insight_id: str
+    kind: InsightKind
+    key: InsightKey
+    window: InsightWindow
+    count: int
+    baseline: float
+    # The first cases (at most the policy's max_listed_cases, oldest first); case_total
+    # counts them all. A bounded list: an insight of thousands of cases stays one small event.
+    case_numbers: list[str]
+    case_total: int | None = None
+    first_seen: Timestamp | None = None
+    sample_texts: list[str] = Field(default_factory=list)
+    threshold: int | None = None
+    status: Literal["open", "acknowledged", "subsided"] | None = None
+    detected_at: Timestamp | None = None
+    owner: str | None = None
+    systemic_resolutions: int | None = None
+    change: str | None = None
+    policy_version: str | None = None
+
+
 class NotificationRequested(_Data):
     case_number: str
     channel: Channel
@@ -261,6 +314,9 @@ EVENT_TYPES: dict[str, tuple[str, type[BaseModel]]] = {
     "complaint.followup.cancelled": ("cases.followups", FollowupCancelled),
     "complaint.case.reopened": ("cases.followups", CaseReopened),
     "complaint.case.resolved": ("cases.resolved", CaseResolved),
+    "complaint.insight.detected": ("cases.insights", InsightEvent),
+    "complaint.insight.updated": ("cases.insights", InsightEvent),
+    "complaint.insight.subsided": ("cases.insights", InsightEvent),
     "complaint.notification.requested": ("notifications.outbound", NotificationRequested),
     "complaint.customer.erased": ("customers.erasures", CustomerErased),
     "complaint.input.rejected": ("complaints.dlq", InputRejected),

@@ -37,6 +37,14 @@ class AppContact(_Inbound):
     phone: str | None = None
 
 
+class AppItem(_Inbound):
+    """A product the complaint is about, as the app knows it from the order."""
+
+    sku: str | None = None
+    name: str | None = None
+    quantity: int | None = Field(default=None, ge=1)
+
+
 class AppSubmission(_Inbound):
     submission_id: str = Field(min_length=1)
     customer_id: str | None = None
@@ -48,6 +56,7 @@ class AppSubmission(_Inbound):
     contact: AppContact | None = None
     locale: str | None = None
     submitted_at: Timestamp
+    items: list[AppItem] | None = None
 
 
 class CustomerProfile(_Inbound):
@@ -154,6 +163,15 @@ class EraseCustomer(_Action):
         return self
 
 
+class AcknowledgeInsight(_Action):
+    """Ops take ownership of a systemic issue; it stops alerting. ``case_number`` is any
+    case of the insight (the action is about the insight)."""
+
+    type: Literal["acknowledge_insight"]
+    insight_id: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+
+
 CaseAction = Annotated[
     AcceptOffer
     | ApproveCompensation
@@ -163,7 +181,8 @@ CaseAction = Annotated[
     | CustomerReply
     | FirstResponse
     | Reply
-    | EraseCustomer,
+    | EraseCustomer
+    | AcknowledgeInsight,
     Field(discriminator="type"),
 ]
 

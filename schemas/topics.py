@@ -15,6 +15,8 @@ CASES_TRIAGED = "cases.triaged"
 CASES_COMPENSATION = "cases.compensation"
 CASES_FOLLOWUPS = "cases.followups"
 CASES_RESOLVED = "cases.resolved"
+# Systemic issues found across cases, keyed by insight id.
+CASES_INSIGHTS = "cases.insights"
 NOTIFICATIONS = "notifications.outbound"
 CUSTOMER_ERASURES = "customers.erasures"
 DLQ = "complaints.dlq"
@@ -41,6 +43,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CASES_COMPENSATION),
     TopicSpec(CASES_FOLLOWUPS),
     TopicSpec(CASES_RESOLVED),
+    TopicSpec(CASES_INSIGHTS),
     TopicSpec(NOTIFICATIONS),
     # Counts and ids only: the record of who asked to be erased, kept as the broker keeps.
     TopicSpec(CUSTOMER_ERASURES, personal=False),

@@ -19,7 +19,7 @@ write_config() {
     echo "scrape_configs:"
     echo "  - job_name: complaints"
     echo "    static_configs:"
-    for name in intake triage compensation followup; do
+    for name in intake triage compensation followup insights; do
       echo "      - targets: [\"127.0.0.1:$((PORT_BASE + i))\"]"
       echo "        labels: {service: $name}"
       i=$((i + 1))

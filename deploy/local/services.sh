@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The four services as background processes, for `make up` / `make run` / `make down`.
+# The four services and triage's insights worker as background processes, for
+# `make up` / `make run` / `make down`.
 # Usage: services.sh start|stop|status
 source "$(dirname "$0")/common.sh"
 
-SERVICES=(intake triage compensation followup)
+SERVICES=(intake triage compensation followup insights)
 PORT_BASE="${SERVICE_PORT_BASE:-8001}"
 STATE_DIR="$RUN_DIR/services"
 # A local Kafka / store started in a secure mode left their client settings in RUN_DIR.
 load_client_env
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${LOCAL_KAFKA_PORT:-9092}}"
 export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:${LOCAL_MONGO_PORT:-27017}/}"
+
+module_of() {
+  # Triage's insights worker lives in the triage package.
+  if [ "$1" = insights ]; then echo services.triage.insights; else echo "services.$1"; fi
+}
 
 port_of() {
   local i
@@ -29,7 +35,7 @@ start() {
     require_port "$port" "$name" "stop it, or set SERVICE_PORT_BASE"
     log "starting $name on :$port (log: $STATE_DIR/$name.log)"
     (cd "$REPO_ROOT" && spawn "$pidfile" "$STATE_DIR/$name.log" \
-      env HTTP_PORT="$port" "$PYTHON" -m "services.$name")
+      env HTTP_PORT="$port" "$PYTHON" -m "$(module_of "$name")")
   done
   local urls=()
   for name in "${SERVICES[@]}"; do urls+=("$name=http://127.0.0.1:$(port_of "$name")"); done

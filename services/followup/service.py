@@ -55,6 +55,7 @@ _ACTION: TypeAdapter[CaseAction] = TypeAdapter(CaseAction)
 KNOWN_ACTIONS = {
     "accept_offer", "approve_compensation", "reject_compensation", "resolve",
     "survey_response", "customer_reply", "first_response", "reply", "erase_customer",
+    "acknowledge_insight",
 }  # fmt: skip
 
 

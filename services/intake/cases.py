@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.common import Money
-from schemas.events import Attachment, CaseOpened, MessageAdded
+from schemas.events import Attachment, CaseOpened, MessageAdded, OrderItem
 from schemas.topics import CASES_OPENED
 from services.intake.complaint import Complaint
 from services.intake.templates import acknowledgement
@@ -56,6 +56,7 @@ def open_case(
         followers=extra.get("followers"),
         platform=extra.get("platform"),
         attachments=[Attachment.model_validate(item) for item in extra.get("attachments", [])],
+        items=[OrderItem.model_validate(item) for item in extra.get("items", [])],
     )
     opened_event = event_message(
         CASES_OPENED,

@@ -199,5 +199,7 @@ def from_app(raw: bytes | None, received_at: datetime) -> Complaint:
             "order_value": order_value.model_dump(mode="json") if order_value else None,
             "category_hint": form.category_hint,
             "submitted_at": form.submitted_at.isoformat(),
+            # The products the complaint is about (systemic-issue detection groups by SKU).
+            "items": [item.model_dump(mode="json", exclude_none=True) for item in form.items or []],
         },
     )

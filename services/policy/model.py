@@ -355,6 +355,44 @@ class PrivacyPolicy(_Strict):
     topic_retention_days: int = Field(gt=0)
 
 
+InsightKind = Literal["product", "courier", "city", "phrase"]
+
+
+class InsightsPolicy(_Strict):
+    """Systemic issues: when a group of complaints sharing a cause becomes an insight."""
+
+    window_hours: int = Field(gt=0, le=24 * 7)
+    baseline_days: int = Field(gt=0, le=60)
+    baseline_multiple: float = Field(ge=1)
+    min_cases: dict[InsightKind, int]
+    safety_categories: list[str]
+    safety_min_cases: int = Field(ge=2)
+    overlap_share: float = Field(gt=0, le=1)
+    cold_start_days: int = Field(ge=0, le=60)
+    update_interval_minutes: int = Field(ge=0, le=24 * 60)
+    keywords_per_script: int = Field(ge=0, le=20)
+    phrases_per_case: int = Field(ge=0, le=20)
+    max_inferred_products: int = Field(ge=0, le=10)
+    max_tracked_cases: int = Field(ge=10, le=500)
+    max_listed_cases: int = Field(ge=10, le=500)
+    sample_texts: int = Field(ge=0, le=10)
+    sample_chars: int = Field(ge=20, le=1000)
+    ignore_terms: list[str] = Field(default_factory=list)
+    couriers: dict[str, list[str]] = Field(default_factory=dict)
+    cities: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _complete(self) -> InsightsPolicy:
+        missing = {"product", "courier", "city", "phrase"} - set(self.min_cases)
+        if missing:
+            raise ValueError(f"insights.min_cases lacks {sorted(missing)}")
+        if any(count < 2 for count in self.min_cases.values()):
+            raise ValueError("insights.min_cases: a group needs at least 2 customers")
+        if self.max_tracked_cases < max(self.min_cases.values()):
+            raise ValueError("insights.max_tracked_cases must be at least every min_cases")
+        return self
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1)
     business_time_zone: str
@@ -364,6 +402,7 @@ class Policy(_Strict):
     followup: FollowupPolicy
     replies: RepliesPolicy
     privacy: PrivacyPolicy
+    insights: InsightsPolicy
     # Filled by load_policy from triage.model.examples, never from the TOML itself.
     triage_examples: ExampleSet | None = Field(default=None, exclude=True)
 

@@ -66,7 +66,15 @@ def _raw_bytes_decoder(message: Any) -> Any:
 
 
 class ServiceKit:
-    def __init__(self, name: str, settings: ServiceSettings, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        clock: Clock = system_clock,
+        database_of: str | None = None,
+    ) -> None:
+        """``database_of``: the service whose database this one uses (its own by default;
+        triage's insights worker works on triage's)."""
         quiet_payload_loggers()
         self.name = name
         self.settings = settings
@@ -95,7 +103,7 @@ class ServiceKit:
             serverSelectionTimeoutMS=5000,
             event_listeners=[*timers, *STORE_LISTENERS],
         )
-        database = f"{settings.mongodb_database_prefix}_{name}"
+        database = f"{settings.mongodb_database_prefix}_{database_of or name}"
         # Handlers running side by side share round trips (see services/runtime/coalescing.py).
         self.db: AsyncDatabase[Document] = (
             CoalescingDatabase(
@@ -473,8 +481,11 @@ def service_app(
     settings: ServiceSettings,
     clock: Clock,
     build: Callable[[ServiceKit, Any], object],
+    database_of: str | None = None,
 ) -> AsgiFastStream:
     """One service's ASGI app: a kit, the service's handlers registered on it by ``build``."""
-    kit = ServiceKit(name, settings, configured_clock(settings.clock_offset_file, clock))
+    kit = ServiceKit(
+        name, settings, configured_clock(settings.clock_offset_file, clock), database_of
+    )
     build(kit, settings)
     return kit.asgi_app()

@@ -68,3 +68,15 @@ def parse_cloudevent(record: InboundRecord) -> dict[str, Any]:
         if not isinstance(event.get(required), str):
             raise InputRejected("schema_violation", f"CloudEvent without {required}")
     return event
+
+
+def json_object(record: InboundRecord) -> dict[str, Any] | None:
+    """The record's value as a JSON object, or None (for consumers that leave rejecting
+    malformed records to the topic's owner)."""
+    import json
+
+    try:
+        value = json.loads((record.value or b"").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -5,7 +5,11 @@ Triage's documents that name a customer:
   customer id), a copy of the customer's profile (addresses, phones, social ids), the
   later messages' texts, a reopening's reason (it quotes the customer's survey comment,
   and the decision's reasons repeat it), pending events;
-- ``customers``: the copy of the CRM profile.
+- ``customers``: the copy of the CRM profile;
+- ``insight_keys`` and ``insights`` (insights/store.py): a case's sample text, and its
+  mark in each key it was counted in (a digest of the customer id and one of the case
+  number; the case document's ``insight_keys`` names those keys); removed by the
+  insights' step after the cases.
 
 Masking keeps the decision (category, urgency, deadlines, alarms), the revision, the
 customer's tier and lifetime value (the decision's facts) and every date.
@@ -13,7 +17,7 @@ customer's tier and lifetime value (the decision's facts) and every date.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +28,7 @@ from services.runtime.erasure import (
     REOPENED_ERASED,
     Erasure,
     ErasureLog,
+    Step,
     erase_cases,
     erase_profiles,
     marker_pseudonym,
@@ -56,10 +61,14 @@ def mask_case(case: Document, masked: Document) -> Document:
 
 
 class TriagePrivacy:
-    def __init__(self, db: AsyncDatabase[Document], registry: Any) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], registry: Any, more_steps: Sequence[Step] = ()
+    ) -> None:
         self.cases = db["cases"]
         self.customers = db["customers"]
         self.log = ErasureLog(db, "triage", registry)
+        # After the cases: e.g. the insights' traces of them (insights/hook.py).
+        self.more_steps = list(more_steps)
 
     async def mask_case(self, case_number: str, masked: Document) -> None:
         case = await self.cases.find_one({"_id": case_number})
@@ -74,4 +83,4 @@ class TriagePrivacy:
         async def profile_copies(erasure: Erasure, log: ErasureLog) -> None:
             await erase_profiles(log, erasure, self.customers)
 
-        await self.log.run(erasure, [cases, profile_copies], now, publish)
+        await self.log.run(erasure, [cases, profile_copies, *self.more_steps], now, publish)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,9 +24,9 @@ from services.runtime.documents import apply_once
 from services.runtime.erasure import erasure_found_by_intake
 from services.runtime.errors import RetryLater
 from services.runtime.kit import ServiceKit
-from services.runtime.outbox import add_to_outbox, flush_outbox
+from services.runtime.outbox import MASKED, add_to_outbox, flush_outbox
 from services.runtime.per_turn import PerTurn
-from services.runtime.records import InboundRecord, parse_cloudevent
+from services.runtime.records import InboundRecord, json_object, parse_cloudevent
 from services.runtime.retention import RetentionLoop, note_reopened, note_resolved
 from services.triage.classifier import ensure_trained
 from services.triage.deadlines import DeadlineWatcher
@@ -38,6 +37,7 @@ from services.triage.events import (
     flagged_message,
     triaged_message,
 )
+from services.triage.insights.hook import Insights, with_reasons
 from services.triage.privacy import TriagePrivacy
 from services.triage.replies import check_reply
 from services.triage.rules import decide, retriage
@@ -82,16 +82,23 @@ class TriageService:
         self.watcher = DeadlineWatcher(
             kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
         )
-        self.privacy = TriagePrivacy(kit.db, kit.registry)
+        self.insights = Insights(kit, self.cases)
+        self.privacy = TriagePrivacy(kit.db, kit.registry, [self.insights.erase_traces])
         self.retention = RetentionLoop(
-            kit, self.cases, self.privacy.mask_case, settings.retention_poll_seconds
+            kit, self.cases, self.mask_case, settings.retention_poll_seconds
         )
+
+    async def mask_case(self, case_number: str, masked: dict[str, Any]) -> None:
+        """Retention: the case's personal data, and what the insights kept of it."""
+        await self.privacy.mask_case(case_number, masked)
+        await self.insights.store.erase_cases([case_number])
 
     def register(self) -> None:
         self.kit.on_startup(self.ensure_indexes)
         self.kit.on_startup(self.train_model)
         self.kit.on_startup(self.watcher.ensure_indexes)
         self.kit.background(self.watcher.run)
+        self.insights.register()
         self.kit.subscribe(CASE_ACTIONS, self.on_action, links=by_case_in_action)
         self.kit.subscribe(CASES_OPENED, self.on_case_event, links=by_case_and_customer)
         self.kit.subscribe(CUSTOMER_PROFILES, self.on_profile)
@@ -171,6 +178,11 @@ class TriageService:
         previous = await self.previous_cases(customer_id, case_number, received_at)
         policy = await self.current_policy()
         decision = decide(facts_from_opened(data, customer, previous), policy)
+        stored = await self.cases.find_one(
+            {"_id": case_number},
+            {"applied": 1, "insights": 1, "insight_reasons": 1, MASKED: 1},
+        )
+        decision, observed = await self.insights.observe(data, decision, stored, event["id"])
         case = {"opened": data, "customer": customer}
         message = triaged_message(case, decision, 1, self.kit.clock())
         alarms = plan_alarms(
@@ -196,6 +208,8 @@ class TriageService:
                     "alarms": alarms,
                     "next_alarm_at": next_alarm_at(alarms),
                     "alarm_version": 0,
+                    "insights": observed.insights,
+                    "insight_reasons": observed.reasons,
                     **add_to_outbox([message]),
                 }
             },
@@ -229,10 +243,11 @@ class TriageService:
         )
         policy = await self.current_policy()
         previous_decision = decision_from_document(case["decision"])
-        decision = (
+        decision = with_reasons(
             decide(facts, policy)
             if "restart_clock_at" in change
-            else retriage(previous_decision, facts, policy)
+            else retriage(previous_decision, facts, policy),
+            list(case.get("insight_reasons") or []),
         )
         revision = int(case["revision"])
         update: dict[str, Any] = {
@@ -299,12 +314,9 @@ class TriageService:
     async def on_action(self, record: InboundRecord) -> None:
         """A first response, an agent's reply or a resolution stops the matching clocks; a
         reply is also checked against the house rules."""
-        try:
-            action = json.loads((record.value or b"").decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        action = json_object(record)
+        if action is None:
             return  # the followup service owns rejecting malformed actions
-        if not isinstance(action, dict):
-            return
         stops = STOPS.get(str(action.get("type")))
         if not stops:
             return
@@ -329,6 +341,7 @@ class TriageService:
                 messages = [flagged_message(case_number, action_id, problems, first,
                                             self.kit.clock())]  # fmt: skip
         stopped = stop(alarms, stops, at)
+        resolution = action.get("resolution") if action.get("type") == "resolve" else None
         applied = await apply_once(
             self.cases,
             case_number,
@@ -338,6 +351,8 @@ class TriageService:
                     **{f"alarms.{name}.stopped_at": stopped[name]["stopped_at"]
                        for name in stops if name in stopped},
                     "next_alarm_at": next_alarm_at(stopped),
+                    **({"resolution_root_cause": resolution.get("root_cause", "unknown")}
+                       if isinstance(resolution, dict) else {}),
                     **add_to_outbox(messages),
                 },
                 "$inc": {"alarm_version": 1},

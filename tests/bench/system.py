@@ -90,7 +90,7 @@ STORE_SCRIPT = "store.sh"
 PROCESSES = {
     "intake": "services/intake.pid", "triage": "services/triage.pid",
     "compensation": "services/compensation.pid", "followup": "services/followup.pid",
-    "store": "store/store.pid", "kafka": "kafka/kafka.pid",
+    "insights": "services/insights.pid", "store": "store/store.pid", "kafka": "kafka/kafka.pid",
 }  # fmt: skip
 
 

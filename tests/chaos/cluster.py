@@ -25,7 +25,9 @@ from tests.support.infra import REPO_ROOT
 from tests.support.wait import waited
 
 LOCAL = REPO_ROOT / "deploy" / "local"
-LAYOUT = {"intake": 2, "triage": 2, "compensation": 1, "followup": 1}
+LAYOUT = {"intake": 2, "triage": 2, "compensation": 1, "followup": 1, "insights": 1}
+# The module each service runs (triage's insights worker lives in the triage package).
+MODULES = {"insights": "services.triage.insights"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class Instance:
     def start(self, env: dict[str, str]) -> None:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.service}"], cwd=REPO_ROOT,
+            [sys.executable, "-m", MODULES.get(self.service, f"services.{self.service}")],
+            cwd=REPO_ROOT,
             env={**env, "HTTP_PORT": str(self.port)}, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip

@@ -10,7 +10,8 @@ from pymongo import AsyncMongoClient
 PREFIX = "complaints"
 # Every collection whose documents keep pending events in an `outbox`.
 OUTBOX_COLLECTIONS = (("intake", "cases"), ("triage", "cases"), ("compensation", "cases"),
-                      ("followup", "cases"), ("followup", "followups"))  # fmt: skip
+                      ("followup", "cases"), ("followup", "followups"),
+                      ("triage", "insights"))  # fmt: skip
 
 
 def _client(uri: str) -> AsyncMongoClient[dict[str, Any]]:

@@ -25,7 +25,7 @@ from tests.support.infra import REPO_ROOT, Infra
 from tests.support.kafka import OUTBOUND_TOPICS, EventReader, Upstream
 from tests.support.ports import free_port_block
 from tests.support.query_plans import QueryRecorder, full_scans
-from tests.support.served import served
+from tests.support.served import ORDER, served
 from tests.support.system import FakeClock
 from tests.support.wait import eventually
 
@@ -95,11 +95,11 @@ async def test_metrics_dashboard_and_prometheus_after_the_sample_flow(
     feed = _feed_module()
     clock = FakeClock(T0)
     prefix = f"{namespace}.ops{uuid.uuid4().hex[:4]}."
-    port_base = free_port_block(4)
+    port_base = free_port_block(len(ORDER))
     reader = EventReader(infra.kafka_bootstrap_servers, tuple(prefix + t for t in OUTBOUND_TOPICS))
     upstream = Upstream(infra.kafka_bootstrap_servers)
     await upstream.start()
-    # Every query the four services send during the flow, for the query-plan check.
+    # Every query the services send during the flow, for the query-plan check.
     recorder = QueryRecorder(namespace + "ops")
     STORE_LISTENERS.append(recorder)
     async with served(infra, namespace + "ops", clock, prefix, port_base) as urls:
@@ -286,9 +286,9 @@ async def _check_prometheus(tmp_path: Path, port_base: int, urls: dict[str, str]
 
         async def targets_up() -> bool:
             targets = json.loads(await _get(f"{api}/targets"))["data"]["activeTargets"]
-            return len(targets) == 4 and all(t["health"] == "up" for t in targets)
+            return len(targets) == len(urls) and all(t["health"] == "up" for t in targets)
 
-        await eventually(targets_up, 60, "Prometheus to scrape all four services")
+        await eventually(targets_up, 60, "Prometheus to scrape every service")
         targets = json.loads(await _get(f"{api}/targets"))["data"]["activeTargets"]
         assert {t["labels"]["service"] for t in targets} == set(urls)
         assert {t["scrapeUrl"].rsplit("/", 1)[0] for t in targets} == set(urls.values())

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.support.infra import REPO_ROOT, Infra
 from tests.support.ports import free_port_block
 
-SERVICES = ("intake", "triage", "compensation", "followup")
+SERVICES = ("intake", "triage", "compensation", "followup", "insights")
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -11,9 +11,10 @@ from services.followup.app import create_app as followup_app
 from services.intake.app import create_app as intake_app
 from services.runtime import kit as kit_module
 from services.triage.app import create_app as triage_app
+from services.triage.insights.app import create_app as insights_app
 
 FACTORIES = {"intake": intake_app, "triage": triage_app, "compensation": compensation_app,
-             "followup": followup_app}  # fmt: skip
+             "followup": followup_app, "insights": insights_app}  # fmt: skip
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
             "gauge": ("",), "summary": ("_sum", "_count", "_created")}  # fmt: skip
 METRIC = re.compile(r"\b(?:complaints|faststream)_[a-z0-9_]+\b|\bup\b(?=\{)")

@@ -14,7 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 OUTBOUND_TOPICS = (
     "cases.opened", "cases.triaged", "cases.compensation", "cases.followups",
-    "cases.resolved", "notifications.outbound", "customers.erasures", "complaints.dlq",
+    "cases.resolved", "cases.insights", "notifications.outbound", "customers.erasures",
+    "complaints.dlq",
 )  # fmt: skip
 
 

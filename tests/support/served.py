@@ -1,4 +1,4 @@
-"""The four services in-process but served over HTTP by uvicorn, as in production, with an
+"""The four services and triage's insights worker in-process but served over HTTP by uvicorn, as in production, with an
 injectable clock: /metrics, /healthz and /readyz answer on real ports."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from tests.support.isolated import FAST
 from tests.support.system import FACTORIES, settings_for
 from tests.support.wait import eventually
 
-ORDER = ("intake", "triage", "compensation", "followup")  # the ports services.sh uses
+# The ports services.sh uses (triage's insights worker last).
+ORDER = ("intake", "triage", "compensation", "followup", "insights")
 
 
 @asynccontextmanager

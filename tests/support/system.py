@@ -17,6 +17,7 @@ from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.runtime.settings import ServiceSettings
 from services.triage.app import create_app as triage_app
+from services.triage.insights.app import create_app as insights_app
 from services.triage.settings import TriageSettings
 
 FACTORIES: dict[str, tuple[type[ServiceSettings], Any]] = {
@@ -24,7 +25,10 @@ FACTORIES: dict[str, tuple[type[ServiceSettings], Any]] = {
     "triage": (TriageSettings, triage_app),
     "compensation": (CompensationSettings, compensation_app),
     "followup": (FollowupSettings, followup_app),
+    # Triage's insights worker, a process of its own (started by the tests that need it).
+    "insights": (TriageSettings, insights_app),
 }
+SERVICES = ("intake", "triage", "compensation", "followup")
 
 
 @dataclass
@@ -59,7 +63,7 @@ async def start_services(
     infra: Any,
     namespace: str,
     clock: Any,
-    names: tuple[str, ...] = tuple(FACTORIES),
+    names: tuple[str, ...] = SERVICES,
     **overrides: Any,
 ) -> dict[str, AsgiFastStream]:
     apps: dict[str, AsgiFastStream] = {}

@@ -85,7 +85,10 @@ SECTIONS = sections(DOC)
 
 
 def resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    """Follow a $ref, or the one non-null branch of an optional (anyOf with null)."""
+    """Follow a $ref, the one non-null branch of an optional (anyOf with null), or the
+    elements of a list (a dotted field of a list names a field of its elements)."""
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return resolve(schema["items"], root)
     if "$ref" in schema:
         target: Any = root
         for part in schema["$ref"].removeprefix("#/").split("/"):
