@@ -82,7 +82,7 @@ class TriageService:
         self.watcher = DeadlineWatcher(
             kit, self.cases, settings.watch_poll_seconds, settings.watch_idle_seconds
         )
-        self.insights = Insights(kit, self.cases)
+        self.insights = Insights(kit, self.cases, settings.insights_open_refresh_seconds)
         self.privacy = TriagePrivacy(kit.db, kit.registry, [self.insights.erase_traces])
         self.retention = RetentionLoop(
             kit, self.cases, self.mask_case, settings.retention_poll_seconds

@@ -12,6 +12,9 @@ class TriageSettings(ServiceSettings):
     # how long one instance holds an insight it is checking.
     insights_poll_seconds: float = 1.0
     insights_lease_seconds: float = 30.0
+    # How old triage's copy of the open insights may be (a case joining an insight that
+    # opened within this interval is counted by the worker but not told in its reasons).
+    insights_open_refresh_seconds: float = 5.0
     # The insights worker's CPU niceness, the lowest priority by default: detection is
     # the one job that can wait, so on a saturated machine a burst's decisions come
     # first and detection runs on the CPU they leave (0: the services' priority).

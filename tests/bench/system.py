@@ -404,9 +404,13 @@ async def seed(total: int, customers: int) -> float:
                     if "customer_id" in clone:
                         clone["customer_id"] = f"C-{rng.randrange(customers):05d}"
                     keep_due = k % 20 == 0
-                    for due in ("next_alarm_at", "offer_expires_at", "next_at"):
+                    for due in ("next_alarm_at", "offer_expires_at", "next_at", "check_at"):
                         if due in clone:
                             clone[due] = far if keep_due else None
+                    if name == "insights":  # past insights: a few are open at a time
+                        clone["status"] = "subsided"
+                    if name == "insight_keys":
+                        clone["open_insight"] = None
                     batch.append(clone)
                     if len(batch) == 1000:
                         await db[name].insert_many(batch, ordered=False)

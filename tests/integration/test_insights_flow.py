@@ -154,7 +154,8 @@ class Flow(Isolated):
 @pytest.fixture
 async def flow(infra: Infra, namespace: str) -> AsyncIterator[Flow]:
     setup = Flow(infra, namespace, FakeClock(BURST - timedelta(days=15)),
-                 names=("intake", "triage", "insights"), insights_poll_seconds=0.1)  # fmt: skip
+                 names=("intake", "triage", "insights"), insights_poll_seconds=0.1,
+                 insights_open_refresh_seconds=0)  # fmt: skip
     # Every query the services send (handlers, the insights' loop), explained at the end.
     setup.queries = QueryRecorder(setup.namespace)
     STORE_LISTENERS.append(setup.queries)

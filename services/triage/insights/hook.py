@@ -2,9 +2,10 @@
 
 Counting cases into keys and opening insights is the insights worker's job
 (services/triage/insights/worker.py), a process of its own that trails triage on
-``cases.triaged``. Triage only reads the open insights (one query per event-loop turn,
-an equality range of the status index: a few documents) and, when one is open in the
-case's category, works out the case's keys to say so in its reasons. A case that opens
+``cases.triaged``. Triage only reads the open insights (an equality range of the status
+index, at most once per ``insights_open_refresh_seconds``: whatever their number, the
+hot path does not read them per case) and, when one is open in the case's category,
+works out the case's keys to say so in its reasons. A case that opens
 an insight is listed in the insight's case list, not in its own reasons: it was triaged
 before the insight existed.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import time
 from typing import Any
 
 from services.runtime.erasure import Erasure, ErasureLog
@@ -31,10 +33,14 @@ Document = dict[str, Any]
 
 
 class Insights:
-    def __init__(self, kit: ServiceKit, cases: Any) -> None:
+    def __init__(self, kit: ServiceKit, cases: Any, refresh_seconds: float) -> None:
         self.kit = kit
         self.store = InsightStore(kit.db, cases)
+        self.refresh_seconds = refresh_seconds
         self._open = PerTurn(self._open_insights)
+        # The open insights by category, and when they were read (monotonic).
+        self._by_category: dict[str, list[Document]] = {}
+        self._read_at = float("-inf")
 
     def register(self) -> None:
         self.kit.on_startup(self.start)
@@ -47,9 +53,15 @@ class Insights:
         # longer walks it (about 0.1 s each on triage's heap, several per thousand cases).
         gc.freeze()
 
-    async def _open_insights(self, asked: list[None]) -> list[list[Document]]:
-        found = await self.store.open_insights()
-        return [found] * len(asked)
+    async def _open_insights(self, asked: list[None]) -> list[dict[str, list[Document]]]:
+        """The open insights by category: read again when older than the refresh
+        interval (0: every event-loop turn, for tests that want it at once)."""
+        if time.monotonic() - self._read_at >= self.refresh_seconds:
+            by_category: dict[str, list[Document]] = {}
+            for insight in await self.store.open_insights():
+                by_category.setdefault(str(insight.get("category")), []).append(insight)
+            self._by_category, self._read_at = by_category, time.monotonic()
+        return [self._by_category] * len(asked)
 
     async def observe(
         self, opened: Document, decision: TriageDecision, stored: Document | None, event_id: str
@@ -67,7 +79,7 @@ class Insights:
         return with_reasons(decision, observed.reasons), observed
 
     async def _joined(self, opened: Document, category: str) -> Observed:
-        candidates = [i for i in await self._open(None) if i.get("category") == category]
+        candidates = (await self._open(None)).get(category) or []
         if not candidates:
             return Observed()  # the usual case: no key work at all
         rules = self.kit.policy.current().insights
