@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import gc
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.runtime.erasure import Erasure, ErasureLog
@@ -36,11 +37,8 @@ class Insights:
     def __init__(self, kit: ServiceKit, cases: Any, refresh_seconds: float) -> None:
         self.kit = kit
         self.store = InsightStore(kit.db, cases)
-        self.refresh_seconds = refresh_seconds
+        self.open_insights = OpenInsights(self.store.open_insights, refresh_seconds)
         self._open = PerTurn(self._open_insights)
-        # The open insights by category, and when they were read (monotonic).
-        self._by_category: dict[str, list[Document]] = {}
-        self._read_at = float("-inf")
 
     def register(self) -> None:
         self.kit.on_startup(self.start)
@@ -54,14 +52,8 @@ class Insights:
         gc.freeze()
 
     async def _open_insights(self, asked: list[None]) -> list[dict[str, list[Document]]]:
-        """The open insights by category: read again when older than the refresh
-        interval (0: every event-loop turn, for tests that want it at once)."""
-        if time.monotonic() - self._read_at >= self.refresh_seconds:
-            by_category: dict[str, list[Document]] = {}
-            for insight in await self.store.open_insights():
-                by_category.setdefault(str(insight.get("category")), []).append(insight)
-            self._by_category, self._read_at = by_category, time.monotonic()
-        return [self._by_category] * len(asked)
+        by_category = await self.open_insights.by_category()
+        return [by_category] * len(asked)
 
     async def observe(
         self, opened: Document, decision: TriageDecision, stored: Document | None, event_id: str
@@ -96,6 +88,29 @@ class Insights:
     async def erase_traces(self, erasure: Erasure, log: ErasureLog) -> None:
         """An erasure step: the customer's cases' marks in keys and sample texts go."""
         await self.store.erase_cases(await _erased_cases(erasure, log))
+
+
+class OpenInsights:
+    """The open insights by category, read again when older than ``refresh_seconds``
+    (0: at every call, for tests that want a new insight seen at once)."""
+
+    def __init__(
+        self,
+        read: Callable[[], Awaitable[list[Document]]],
+        refresh_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.read, self.refresh_seconds, self.monotonic = read, refresh_seconds, monotonic
+        self._by_category: dict[str, list[Document]] = {}
+        self._read_at = float("-inf")
+
+    async def by_category(self) -> dict[str, list[Document]]:
+        if self.monotonic() - self._read_at >= self.refresh_seconds:
+            by_category: dict[str, list[Document]] = {}
+            for insight in await self.read():
+                by_category.setdefault(str(insight.get("category")), []).append(insight)
+            self._by_category, self._read_at = by_category, self.monotonic()
+        return self._by_category
 
 
 async def _erased_cases(erasure: Erasure, log: ErasureLog) -> list[str]:
